@@ -1,0 +1,34 @@
+"""corridors: where gradient descent and gradient flow agree, and how far they drift."""
+
+from ._drift import (
+    Drift,
+    SGDRegularizers,
+    SweepDrift,
+    measure_drift,
+    sgd_regularizers,
+    sweep_drift,
+)
+from ._flows import Flow, gradient_flow
+from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
+from ._steppers import gd, momentum, runge_kutta, sgd
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Drift",
+    "Flow",
+    "SGDRegularizers",
+    "SweepDrift",
+    "corridor_score",
+    "gd",
+    "gradient_flow",
+    "hvp",
+    "measure_drift",
+    "momentum",
+    "predicted_step_drift",
+    "runge_kutta",
+    "sgd",
+    "sgd_regularizers",
+    "sharpness",
+    "sweep_drift",
+]

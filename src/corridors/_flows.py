@@ -1,0 +1,272 @@
+"""The gradient flow θ' = −∇L(θ) and its first-order modified flow, solved with diffrax."""
+
+from collections.abc import Callable
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, PyTree
+
+from ._checks import (
+    as_float_params,
+    check_finite,
+    check_increasing,
+    check_loss,
+    check_positive,
+    check_steps,
+    float_dtype,
+)
+from ._geometry import gradient_and_hvp, gradient_function
+
+
+def gradient_field(loss: Callable, args: tuple) -> Callable:
+    """Vector field of the gradient flow, (t, θ, _) ↦ −∇L(θ)."""
+    grad = gradient_function(loss, args)
+    return lambda t, params, _: optax.tree.scale(-1.0, grad(params))
+
+
+def modified_field(loss: Callable, args: tuple) -> Callable:
+    """Vector field of the first-order modified flow, (t, θ, lr) ↦ −∇L − (lr/2)H∇L.
+
+    This is −∇(L + (lr/4)‖∇L‖²): gradient descent with step lr matches its flow to
+    O(lr³) per step (implicit gradient regularization).
+    """
+
+    def field(t, params, lr):
+        grad, hessian_grad = gradient_and_hvp(loss, params, args)
+        return optax.tree.scale(
+            -1.0, optax.tree.add_scale(grad, 0.5 * lr, hessian_grad)
+        )
+
+    return field
+
+
+class Flow(eqx.Module):
+    """A solved gradient flow.
+
+    **Fields:**
+
+    - `ts`: the requested times, shape `(len(ts),)`.
+    - `params`: the flow at `ts`, a pytree like `params0` with a leading axis `len(ts)`.
+    - `stats`: solver statistics, a dict with `num_steps`, `num_accepted_steps`,
+      `num_rejected_steps` and, for explicit Runge–Kutta solvers,
+      `num_evaluations` (vector-field evaluations: each is one gradient, or one
+      gradient and one Hessian-vector product for the modified flow).
+    - `solution`: the `diffrax.Solution`, holding the dense interpolant when the flow
+      was solved with `dense=True` (else `None`).
+    """
+
+    ts: Float[Array, " times"]
+    params: PyTree
+    stats: dict
+    solution: diffrax.Solution | None
+
+    def evaluate(self, t: float | Array) -> PyTree:
+        """The flow at time(s) `t` in [ts[0], ts[-1]], from the dense interpolant.
+
+        **Arguments:**
+
+        - `t`: a scalar time, or an array of times (the result then has a leading axis).
+
+        **Returns:**
+
+        The params at `t`, accurate to the solve's tolerance (the interpolant has the
+        solver's order).
+        """
+        if self.solution is None:
+            raise ValueError(
+                "Flow.evaluate: this flow has no dense interpolant; solve it with "
+                "`gradient_flow(..., dense=True)`."
+            )
+        t = jnp.asarray(t, self.ts.dtype)
+        outside = jnp.any((t < self.ts[0]) | (t > self.ts[-1]))
+        t = eqx.error_if(
+            t,
+            outside,
+            "Flow.evaluate: `t` lies outside the solved interval [ts[0], ts[-1]].",
+        )
+        if t.ndim == 0:
+            return self.solution.evaluate(t)
+        return jax.vmap(self.solution.evaluate)(t.reshape(-1))
+
+
+def default_solver(solver: Any) -> diffrax.AbstractSolver:
+    """`None` → Dopri8 (8th order, adaptive); `"stiff"` → Kvaerno5 (implicit, L-stable)."""
+    if solver is None:
+        return diffrax.Dopri8()
+    if isinstance(solver, str):
+        if solver == "stiff":
+            return diffrax.Kvaerno5()
+        raise ValueError(
+            f"gradient_flow: `solver` must be None, 'stiff' or a diffrax solver, got {solver!r}."
+        )
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise ValueError(
+            "gradient_flow: `solver` must be None, 'stiff' or a diffrax.AbstractSolver, "
+            f"got {type(solver).__name__}."
+        )
+    return solver
+
+
+def _controller(solver: diffrax.AbstractSolver, rtol: float, atol: float):
+    # A PI controller with icoeff=1 suits the smooth, non-stiff flows of most losses;
+    # implicit solvers get the softer coefficients diffrax recommends for stiff problems.
+    if isinstance(solver, diffrax.AbstractImplicitSolver):
+        return diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.4)
+    return diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=0.4, icoeff=1.0)
+
+
+def solve(
+    where: str,
+    field: Callable,
+    y0: PyTree,
+    ts: Array,
+    field_args: Any,
+    *,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+    solver: diffrax.AbstractSolver,
+    dense: bool,
+) -> tuple[diffrax.Solution, dict]:
+    """Solve y' = field(t, y, field_args) from ts[0], saving at `ts`; errors if it fails.
+
+    Shared by `gradient_flow`, `measure_drift` and `sweep_drift`.
+    """
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        args=field_args,
+        saveat=diffrax.SaveAt(ts=ts, dense=dense),
+        stepsize_controller=_controller(solver, rtol, atol),
+        max_steps=max_steps,
+        throw=False,
+    )
+    failed = solution.result != diffrax.RESULTS.successful
+    hit_max = solution.result == diffrax.RESULTS.max_steps_reached
+    ys = eqx.error_if(
+        solution.ys,
+        hit_max,
+        f"{where}: the ODE solver hit max_steps={max_steps} before the last time; "
+        "raise `max_steps`, loosen `rtol`/`atol`, or pass `solver='stiff'` for a sharp "
+        "loss.",
+    )
+    ys = eqx.error_if(
+        ys,
+        failed & ~hit_max,
+        f"{where}: the ODE solver failed (step size collapsed or non-finite values); "
+        "is the loss finite and differentiable along the flow?",
+    )
+    solution = eqx.tree_at(lambda s: s.ys, solution, ys)
+    return solution, _stats(solver, solution)
+
+
+def _stats(solver: diffrax.AbstractSolver, solution: diffrax.Solution) -> dict:
+    stats = {
+        name: solution.stats[name]
+        for name in ("num_steps", "num_accepted_steps", "num_rejected_steps")
+    }
+    tableau = getattr(solver, "tableau", None)
+    if isinstance(tableau, diffrax.ButcherTableau) and not tableau.implicit:
+        # A first-same-as-last tableau reuses its last stage as the next step's first.
+        per_step = tableau.num_stages - int(tableau.fsal)
+        stats["num_evaluations"] = per_step * stats["num_steps"] + int(tableau.fsal)
+    return stats
+
+
+def gradient_flow(
+    loss: Callable,
+    params0: PyTree,
+    ts: Float[Array, " times"],
+    args: tuple = (),
+    *,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 100_000,
+    solver: diffrax.AbstractSolver | str | None = None,
+    modified: float | Array | None = None,
+    dense: bool = False,
+) -> Flow:
+    """Solve the gradient flow θ'(t) = −∇L(θ(t)), θ(ts[0]) = params0.
+
+    Adaptive diffrax solve (Dopri8 with PI step-size control by default), saved at `ts`.
+
+    **Arguments:**
+
+    - `loss`: `loss(params, *args) -> scalar`.
+    - `params0`: the initial point, any pytree of floating arrays.
+    - `ts`: strictly increasing times; the flow starts at `ts[0]`.
+    - `args`: extra arguments passed to `loss`.
+    - `rtol`, `atol`: tolerances of the PID step-size controller.
+    - `max_steps`: cap on solver steps; reaching it raises an error.
+    - `solver`: `None` (Dopri8), `"stiff"` (Kvaerno5, implicit: for sharp losses whose
+      Hessian has a large spread; each Newton solve forms the dense Hessian) or any
+      `diffrax.AbstractSolver`.
+    - `modified`: a learning rate h > 0 to solve the first-order modified flow
+      θ' = −∇L − (h/2)H∇L instead, which gradient descent with step h follows to O(h³)
+      per step.
+    - `dense`: also keep a dense interpolant, so `Flow.evaluate(t)` works anywhere in
+      [ts[0], ts[-1]].
+
+    **Returns:**
+
+    A [`corridors.Flow`][] with `.ts`, `.params` (leading axis `len(ts)`), `.stats`.
+    """
+    where = "gradient_flow"
+    params0 = as_float_params(where, params0)
+    check_loss(where, loss, params0, args)
+    params0 = check_finite(where, "params0", params0)
+    ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        check_positive(where, name, tol)
+    max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
+    solver = default_solver(solver)
+    if modified is not None:
+        modified = jnp.asarray(check_positive(where, "modified", modified), ts.dtype)
+    return _gradient_flow(
+        loss,
+        params0,
+        ts,
+        args,
+        modified,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        solver=solver,
+        dense=dense,
+    )
+
+
+@eqx.filter_jit
+def _gradient_flow(
+    loss, params0, ts, args, modified, *, rtol, atol, max_steps, solver, dense
+):
+    value, grad = jax.value_and_grad(loss)(params0, *args)
+    params0 = check_finite(
+        "gradient_flow", "loss(params0) or its gradient", (value, grad), tie=params0
+    )
+    field = (
+        gradient_field(loss, args) if modified is None else modified_field(loss, args)
+    )
+    solution, stats = solve(
+        "gradient_flow",
+        field,
+        params0,
+        ts,
+        modified,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        solver=solver,
+        dense=dense,
+    )
+    return Flow(
+        ts=ts, params=solution.ys, stats=stats, solution=solution if dense else None
+    )

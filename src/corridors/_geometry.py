@@ -1,0 +1,198 @@
+"""Local geometry of a loss: Hessian-vector products, the corridor score, sharpness."""
+
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
+
+from ._checks import (
+    as_float_params,
+    check_finite,
+    check_loss,
+    check_positive,
+    check_same_structure,
+)
+from ._lanczos import lanczos_top
+
+
+def gradient_function(loss: Callable, args: tuple) -> Callable[[PyTree], PyTree]:
+    """θ ↦ ∇L(θ, *args)."""
+    return lambda params: jax.grad(loss)(params, *args)
+
+
+def gradient_and_hvp(
+    loss: Callable, params: PyTree, args: tuple
+) -> tuple[PyTree, PyTree]:
+    """(∇L, H∇L) with one linearization of the gradient (forward-over-reverse)."""
+    grad, hvp_at = jax.linearize(gradient_function(loss, args), params)
+    return grad, hvp_at(grad)
+
+
+def safe_ratio(numerator: Array, denominator: Array) -> Array:
+    """numerator / denominator, and 0 where the denominator is 0 (no NaN, no NaN grad)."""
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0.0)
+
+
+def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> PyTree:
+    """Hessian-vector product H(θ)·v, forward-over-reverse.
+
+    **Arguments:**
+
+    - `loss`: `loss(params, *args) -> scalar`.
+    - `params`: the point θ, any pytree of floating arrays.
+    - `tangent`: the vector v, a pytree with the same structure and shapes as `params`.
+    - `args`: extra arguments passed to `loss`.
+
+    **Returns:**
+
+    H·v as a pytree shaped like `params`. Costs about two gradient evaluations.
+    """
+    params = as_float_params("hvp", params, "params")
+    tangent = as_float_params("hvp", tangent, "tangent")
+    check_same_structure("hvp", "params", params, "tangent", tangent)
+    check_loss("hvp", loss, params, args)
+    params = check_finite("hvp", "params", params)
+    return _hvp(loss, params, tangent, args)
+
+
+@eqx.filter_jit
+def _hvp(loss, params, tangent, args):
+    return jax.jvp(gradient_function(loss, args), (params,), (tangent,))[1]
+
+
+def corridor_score(loss: Callable, params: PyTree, args: tuple = ()) -> Scalar:
+    """How far θ is from a corridor: ‖H∇L‖ / ‖∇L‖.
+
+    Zero exactly in a corridor (H∇L = 0, where gradient descent follows the gradient
+    flow); 0.0 where ∇L = 0. The ratio is scale-free in the step size: one GD step of
+    size h leaves the flow by about (h²/2)·‖H∇L‖ = (h²/2)·score·‖∇L‖.
+
+    **Arguments:**
+
+    - `loss`: `loss(params, *args) -> scalar`.
+    - `params`: the point θ, any pytree.
+    - `args`: extra arguments passed to `loss`.
+
+    **Returns:**
+
+    A scalar ≥ 0.
+    """
+    params = _checked("corridor_score", loss, params, args)
+    return _corridor_score(loss, params, args)
+
+
+@eqx.filter_jit
+def _corridor_score(loss, params, args):
+    grad, hessian_grad = gradient_and_hvp(loss, params, args)
+    return safe_ratio(optax.tree.norm(hessian_grad), optax.tree.norm(grad))
+
+
+def predicted_step_drift(
+    loss: Callable, params: PyTree, lr: float | Array, args: tuple = ()
+) -> Scalar:
+    """Leading-order distance between one GD step and the gradient flow: (lr²/2)‖H∇L‖.
+
+    **Arguments:**
+
+    - `loss`: `loss(params, *args) -> scalar`.
+    - `params`: the point θ.
+    - `lr`: the learning rate h > 0.
+    - `args`: extra arguments passed to `loss`.
+
+    **Returns:**
+
+    A scalar; the true one-step drift is this plus O(lr³).
+    """
+    params = _checked("predicted_step_drift", loss, params, args)
+    lr = check_positive("predicted_step_drift", "lr", lr)
+    return _predicted_step_drift(loss, params, jnp.asarray(lr), args)
+
+
+@eqx.filter_jit
+def _predicted_step_drift(loss, params, lr, args):
+    _, hessian_grad = gradient_and_hvp(loss, params, args)
+    return 0.5 * lr**2 * optax.tree.norm(hessian_grad)
+
+
+def sharpness(
+    loss: Callable,
+    params: PyTree,
+    args: tuple = (),
+    *,
+    k: int = 1,
+    key: PRNGKeyArray | None = None,
+    tol: float = 1e-6,
+    max_iter: int | None = None,
+) -> Array:
+    """The top-`k` Hessian eigenvalues (algebraically largest), in descending order.
+
+    Lanczos with full reorthogonalization on Hessian-vector products only; the Hessian
+    is never formed. Each Ritz value θᵢ is returned once its residual ‖Hu − θu‖ is at
+    most `tol`·|θᵢ| (so |θᵢ − λᵢ| ≤ `tol`·|θᵢ|), or at the float round-off floor
+    10·eps·‖H‖. Repeated eigenvalues are found through restarts on breakdown. Not
+    converging within `max_iter` iterations is an error.
+
+    **Arguments:**
+
+    - `loss`: `loss(params, *args) -> scalar`.
+    - `params`: the point θ, any pytree with n entries in total.
+    - `args`: extra arguments passed to `loss`.
+    - `k`: how many eigenvalues, 1 ≤ k ≤ n.
+    - `key`: PRNG key for the start vector (default `jax.random.key(0)`).
+    - `tol`: relative residual tolerance.
+    - `max_iter`: Krylov dimension cap (default min(n, max(300, 10k))). Memory is
+      (max_iter + 1)·n floats.
+
+    **Returns:**
+
+    An array of shape `(k,)`.
+    """
+    params = _checked("sharpness", loss, params, args)
+    n = sum(leaf.size for leaf in jax.tree.leaves(params))
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"sharpness: `k` must be an int in [1, {n}], got {k!r}.")
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ValueError(f"sharpness: `tol` must be a float in (0, 1), got {tol!r}.")
+    if max_iter is None:
+        max_iter = min(n, max(300, 10 * k))
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < k:
+        raise ValueError(
+            f"sharpness: `max_iter` must be an int ≥ k = {k}, got {max_iter!r}."
+        )
+    key = jax.random.key(0) if key is None else key
+    return _sharpness(loss, params, args, key, k=k, tol=tol, max_iter=min(max_iter, n))
+
+
+@eqx.filter_jit
+def _sharpness(loss, params, args, key, *, k, tol, max_iter):
+    flat, unravel = ravel_pytree(params)
+    grad_flat = lambda x: ravel_pytree(jax.grad(loss)(unravel(x), *args))[0]  # noqa: E731
+    _, hvp_flat = jax.linearize(grad_flat, flat)
+    start_key, restart_key = jax.random.split(key)
+    result = lanczos_top(
+        hvp_flat,
+        jax.random.normal(start_key, flat.shape, flat.dtype),
+        k=k,
+        tol=tol,
+        max_iter=max_iter,
+        min_iter=min(flat.size, max(2 * k, k + 8)),
+        key=restart_key,
+    )
+    return eqx.error_if(
+        result.eigenvalues,
+        ~result.converged,
+        f"sharpness: Lanczos did not reach tol={tol} within max_iter={max_iter} "
+        "iterations; raise `max_iter` or `tol` (float32 Hessians rarely reach 1e-6).",
+    )
+
+
+def _checked(where: str, loss: Callable, params: Any, args: tuple) -> PyTree:
+    params = as_float_params(where, params, "params")
+    check_loss(where, loss, params, args)
+    return check_finite(where, "params", params)

@@ -1,0 +1,20 @@
+"""Helpers shared by the tests."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def tree_allclose(a, b, *, rtol=1e-7, atol=0.0) -> bool:
+    """Same structure, same shapes, and every leaf close."""
+    if jax.tree.structure(a) != jax.tree.structure(b):
+        return False
+    return all(
+        jnp.shape(x) == jnp.shape(y) and np.allclose(x, y, rtol=rtol, atol=atol)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+def log_log_slope(xs, ys) -> float:
+    """Least-squares slope of log(ys) against log(xs): the measured order."""
+    return float(np.polyfit(np.log(np.asarray(xs)), np.log(np.asarray(ys, dtype=float)), 1)[0])

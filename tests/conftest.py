@@ -16,6 +16,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "thorough", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "thorough",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("CORRIDORS_HYPOTHESIS_PROFILE", "ci"))

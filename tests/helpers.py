@@ -1,5 +1,6 @@
 """Helpers shared by the tests."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,4 +18,12 @@ def tree_allclose(a, b, *, rtol=1e-7, atol=0.0) -> bool:
 
 def log_log_slope(xs, ys) -> float:
     """Least-squares slope of log(ys) against log(xs): the measured order."""
-    return float(np.polyfit(np.log(np.asarray(xs)), np.log(np.asarray(ys, dtype=float)), 1)[0])
+    return float(
+        np.polyfit(np.log(np.asarray(xs)), np.log(np.asarray(ys, dtype=float)), 1)[0]
+    )
+
+
+# What a value-dependent check raises when the compiled code runs: EquinoxRuntimeError
+# under eqx.filter_jit (and for our own jitted kernels); under a user's jax.jit, JAX
+# re-raises the callback's failure as its own error type, carrying the same message.
+RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError, ValueError)

@@ -12,19 +12,19 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from ._checks import (
+    InvalidInputError,
     any_nonfinite,
-    as_float_params,
     check_beta,
-    check_finite,
     check_loss,
     check_lr_array,
     check_positive,
     check_steps,
+    checked_params,
     finite_scalar_or_raise,
     float_dtype,
 )
 from ._flows import gradient_field, modified_field, solve
-from ._geometry import safe_ratio
+from ._geometry import safe_ratio, tree_norm
 from ._steppers import DIVERGED, batch_tuple, prepared, rk_steps, run_sgd
 from ._tableaux import NAMED_METHODS, explicit_solver
 
@@ -72,9 +72,7 @@ def matched_times(
 
 def tree_distances(stacked_a: PyTree, stacked_b: PyTree) -> Array:
     """‖a_k − b_k‖₂ over all leaves, for every index k of the leading axis."""
-    return jax.vmap(lambda a, b: optax.tree.norm(optax.tree.sub(a, b)))(
-        stacked_a, stacked_b
-    )
+    return jax.vmap(lambda a, b: tree_norm(optax.tree.sub(a, b)))(stacked_a, stacked_b)
 
 
 def _with_arclength(field: Callable) -> Callable:
@@ -82,7 +80,7 @@ def _with_arclength(field: Callable) -> Callable:
 
     def augmented(t, state, field_args):
         velocity = field(t, state[0], field_args)
-        return velocity, optax.tree.norm(velocity)
+        return velocity, tree_norm(velocity)
 
     return augmented
 
@@ -126,7 +124,7 @@ def measure_drift(
     params0, lr = prepared(where, loss, params0, lr, args)
     n_steps = check_steps(where, "n_steps", n_steps, minimum=1)
     if reference not in ("flow", "modified"):
-        raise ValueError(
+        raise InvalidInputError(
             f"{where}: `reference` must be 'flow' or 'modified', got {reference!r}."
         )
     if isinstance(method, str) and method not in (
@@ -134,12 +132,12 @@ def measure_drift(
         *_MOMENTUM_METHODS,
         *NAMED_METHODS,
     ):
-        raise ValueError(
+        raise InvalidInputError(
             f"{where}: unknown `method` {method!r}; choose 'gd', 'momentum', 'nesterov', "
             f"one of {sorted(NAMED_METHODS)} or pass a diffrax.ButcherTableau."
         )
     if reference == "modified" and method not in ("gd", "euler"):
-        raise ValueError(
+        raise InvalidInputError(
             f"{where}: reference='modified' is the first-order modified flow of gradient "
             f"descent; it is not defined here for method={method!r}."
         )
@@ -294,7 +292,7 @@ def sweep_drift(
     params0, _ = prepared(where, loss, params0, 1.0, args)
     steps = np.floor(horizon / lr_values).astype(int)
     if np.any(steps < 1):
-        raise ValueError(
+        raise InvalidInputError(
             f"{where}: every lr must be ≤ `horizon` = {horizon} (n ≥ 1 step)."
         )
     for name, tol in (("rtol", rtol), ("atol", atol)):
@@ -319,6 +317,7 @@ def sweep_drift(
 def _sweep_drift(
     loss, params0, lrs, steps, horizon, args, *, longest, rtol, atol, max_steps
 ):
+    check_loss("sweep_drift", loss, params0, args)
     grad = jax.grad(loss)
 
     def final_iterate(lr, n):
@@ -396,9 +395,7 @@ def sgd_regularizers(
     where = "sgd_regularizers"
     batches = batch_tuple(where, batches)
     first_batch = jax.tree.map(lambda x: x[0], batches)
-    params = as_float_params(where, params, "params")
-    check_loss(where, loss, params, (*first_batch, *args))
-    params = check_finite(where, "params", params)
+    params = checked_params(where, loss, params, (*first_batch, *args), "params")
     lr = check_positive(where, "lr", lr)
     return _sgd_regularizers(
         loss, params, batches, jnp.asarray(lr, float_dtype(params)), args
@@ -407,6 +404,9 @@ def sgd_regularizers(
 
 @eqx.filter_jit
 def _sgd_regularizers(loss, params, batches, lr, args):
+    first_batch = jax.tree.map(lambda x: x[0], batches)
+    check_loss("sgd_regularizers", loss, params, (*first_batch, *args))
+
     def batch_grads(theta):
         return jax.vmap(lambda *batch: jax.grad(loss)(theta, *batch, *args))(*batches)
 

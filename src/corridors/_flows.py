@@ -11,12 +11,13 @@ import optax
 from jaxtyping import Array, Float, PyTree
 
 from ._checks import (
-    as_float_params,
+    InvalidInputError,
     check_finite,
     check_increasing,
     check_loss,
     check_positive,
     check_steps,
+    checked_params,
     float_dtype,
 )
 from ._geometry import gradient_and_hvp, gradient_function
@@ -77,7 +78,7 @@ class Flow(eqx.Module):
         solver's order).
         """
         if self.solution is None:
-            raise ValueError(
+            raise InvalidInputError(
                 "Flow.evaluate: this flow has no dense interpolant; solve it with "
                 "`gradient_flow(..., dense=True)`."
             )
@@ -100,11 +101,11 @@ def default_solver(solver: Any) -> diffrax.AbstractSolver:
     if isinstance(solver, str):
         if solver == "stiff":
             return diffrax.Kvaerno5()
-        raise ValueError(
+        raise InvalidInputError(
             f"gradient_flow: `solver` must be None, 'stiff' or a diffrax solver, got {solver!r}."
         )
     if not isinstance(solver, diffrax.AbstractSolver):
-        raise ValueError(
+        raise InvalidInputError(
             "gradient_flow: `solver` must be None, 'stiff' or a diffrax.AbstractSolver, "
             f"got {type(solver).__name__}."
         )
@@ -220,9 +221,7 @@ def gradient_flow(
     A [`corridors.Flow`][] with `.ts`, `.params` (leading axis `len(ts)`), `.stats`.
     """
     where = "gradient_flow"
-    params0 = as_float_params(where, params0)
-    check_loss(where, loss, params0, args)
-    params0 = check_finite(where, "params0", params0)
+    params0 = checked_params(where, loss, params0, args)
     ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
     for name, tol in (("rtol", rtol), ("atol", atol)):
         check_positive(where, name, tol)
@@ -248,6 +247,7 @@ def gradient_flow(
 def _gradient_flow(
     loss, params0, ts, args, modified, *, rtol, atol, max_steps, solver, dense
 ):
+    check_loss("gradient_flow", loss, params0, args)
     value, grad = jax.value_and_grad(loss)(params0, *args)
     params0 = check_finite(
         "gradient_flow", "loss(params0) or its gradient", (value, grad), tie=params0

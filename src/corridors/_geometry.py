@@ -1,7 +1,6 @@
 """Local geometry of a loss: Hessian-vector products, the corridor score, sharpness."""
 
 from collections.abc import Callable
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -11,11 +10,12 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from ._checks import (
+    InvalidInputError,
     as_float_params,
-    check_finite,
     check_loss,
     check_positive,
     check_same_structure,
+    checked_params,
 )
 from ._lanczos import lanczos_top
 
@@ -39,6 +39,13 @@ def safe_ratio(numerator: Array, denominator: Array) -> Array:
     return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0.0)
 
 
+def tree_norm(tree: PyTree) -> Array:
+    """‖tree‖₂ over all leaves, with a zero (not NaN) gradient at 0."""
+    squared = optax.tree.norm(tree, squared=True)
+    positive = squared > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0.0)
+
+
 def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> PyTree:
     """Hessian-vector product H(θ)·v, forward-over-reverse.
 
@@ -53,16 +60,15 @@ def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> Py
 
     H·v as a pytree shaped like `params`. Costs about two gradient evaluations.
     """
-    params = as_float_params("hvp", params, "params")
+    params = checked_params("hvp", loss, params, args, "params")
     tangent = as_float_params("hvp", tangent, "tangent")
     check_same_structure("hvp", "params", params, "tangent", tangent)
-    check_loss("hvp", loss, params, args)
-    params = check_finite("hvp", "params", params)
     return _hvp(loss, params, tangent, args)
 
 
 @eqx.filter_jit
 def _hvp(loss, params, tangent, args):
+    check_loss("hvp", loss, params, args)
     return jax.jvp(gradient_function(loss, args), (params,), (tangent,))[1]
 
 
@@ -83,14 +89,15 @@ def corridor_score(loss: Callable, params: PyTree, args: tuple = ()) -> Scalar:
 
     A scalar ≥ 0.
     """
-    params = _checked("corridor_score", loss, params, args)
+    params = checked_params("corridor_score", loss, params, args, "params")
     return _corridor_score(loss, params, args)
 
 
 @eqx.filter_jit
 def _corridor_score(loss, params, args):
+    check_loss("corridor_score", loss, params, args)
     grad, hessian_grad = gradient_and_hvp(loss, params, args)
-    return safe_ratio(optax.tree.norm(hessian_grad), optax.tree.norm(grad))
+    return safe_ratio(tree_norm(hessian_grad), tree_norm(grad))
 
 
 def predicted_step_drift(
@@ -109,15 +116,16 @@ def predicted_step_drift(
 
     A scalar; the true one-step drift is this plus O(lr³).
     """
-    params = _checked("predicted_step_drift", loss, params, args)
+    params = checked_params("predicted_step_drift", loss, params, args, "params")
     lr = check_positive("predicted_step_drift", "lr", lr)
     return _predicted_step_drift(loss, params, jnp.asarray(lr), args)
 
 
 @eqx.filter_jit
 def _predicted_step_drift(loss, params, lr, args):
+    check_loss("predicted_step_drift", loss, params, args)
     _, hessian_grad = gradient_and_hvp(loss, params, args)
-    return 0.5 * lr**2 * optax.tree.norm(hessian_grad)
+    return 0.5 * lr**2 * tree_norm(hessian_grad)
 
 
 def sharpness(
@@ -153,16 +161,20 @@ def sharpness(
 
     An array of shape `(k,)`.
     """
-    params = _checked("sharpness", loss, params, args)
+    params = checked_params("sharpness", loss, params, args, "params")
     n = sum(leaf.size for leaf in jax.tree.leaves(params))
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
-        raise ValueError(f"sharpness: `k` must be an int in [1, {n}], got {k!r}.")
+        raise InvalidInputError(
+            f"sharpness: `k` must be an int in [1, {n}], got {k!r}."
+        )
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-        raise ValueError(f"sharpness: `tol` must be a float in (0, 1), got {tol!r}.")
+        raise InvalidInputError(
+            f"sharpness: `tol` must be a float in (0, 1), got {tol!r}."
+        )
     if max_iter is None:
         max_iter = min(n, max(300, 10 * k))
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < k:
-        raise ValueError(
+        raise InvalidInputError(
             f"sharpness: `max_iter` must be an int ≥ k = {k}, got {max_iter!r}."
         )
     key = jax.random.key(0) if key is None else key
@@ -171,6 +183,7 @@ def sharpness(
 
 @eqx.filter_jit
 def _sharpness(loss, params, args, key, *, k, tol, max_iter):
+    check_loss("sharpness", loss, params, args)
     flat, unravel = ravel_pytree(params)
     grad_flat = lambda x: ravel_pytree(jax.grad(loss)(unravel(x), *args))[0]  # noqa: E731
     _, hvp_flat = jax.linearize(grad_flat, flat)
@@ -190,9 +203,3 @@ def _sharpness(loss, params, args, key, *, k, tol, max_iter):
         f"sharpness: Lanczos did not reach tol={tol} within max_iter={max_iter} "
         "iterations; raise `max_iter` or `tol` (float32 Hessians rarely reach 1e-6).",
     )
-
-
-def _checked(where: str, loss: Callable, params: Any, args: tuple) -> PyTree:
-    params = as_float_params(where, params, "params")
-    check_loss(where, loss, params, args)
-    return check_finite(where, "params", params)

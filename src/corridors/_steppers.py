@@ -16,13 +16,13 @@ import optax
 from jaxtyping import Array, PyTree
 
 from ._checks import (
+    InvalidInputError,
     any_nonfinite,
-    as_float_params,
     check_beta,
-    check_finite,
     check_loss,
     check_positive,
     check_steps,
+    checked_params,
     float_dtype,
 )
 from ._flows import gradient_field
@@ -36,9 +36,7 @@ DIVERGED = (
 
 def prepared(where: str, loss: Callable, params0: Any, lr: Any, args: tuple):
     """Validate the common inputs; returns (params0, lr as an array of params' dtype)."""
-    params0 = as_float_params(where, params0)
-    check_loss(where, loss, params0, args)
-    params0 = check_finite(where, "params0", params0)
+    params0 = checked_params(where, loss, params0, args)
     lr = check_positive(where, "lr", lr)
     return params0, jnp.asarray(lr, float_dtype(params0))
 
@@ -67,6 +65,8 @@ def run_sgd(
     Without `batches` it runs `n_steps` full-batch steps. The optimizer is built inside
     the jitted function so that `lr` and `beta` stay traced: new values do not recompile.
     """
+    first_batch = () if batches is None else jax.tree.map(lambda x: x[0], batches)
+    check_loss(where, loss, params0, (*first_batch, *args))
     optimizer = optax.sgd(lr, momentum=beta, nesterov=nesterov)
     grad = jax.grad(loss)
 
@@ -177,7 +177,7 @@ def batch_tuple(where: str, batches: Any) -> tuple:
     leaves = jax.tree.leaves(batches)
     sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
     if not leaves or None in sizes or len(sizes) != 1 or 0 in sizes:
-        raise ValueError(
+        raise InvalidInputError(
             f"{where}: `batches` must hold arrays sharing one non-empty leading (batch "
             f"index) axis; got leading sizes {sorted(map(str, sizes))}."
         )
@@ -221,6 +221,7 @@ def runge_kutta(
 @eqx.filter_jit
 def rk_steps(loss, params0, lr, n_steps, args, solver):
     """The jitted Runge–Kutta loop behind `runge_kutta` (inputs already checked)."""
+    check_loss("runge_kutta", loss, params0, args)
     term = diffrax.ODETerm(gradient_field(loss, args))
     zero = jnp.zeros((), lr.dtype)
 

@@ -5,6 +5,8 @@ from typing import ClassVar
 import diffrax
 import numpy as np
 
+from ._checks import InvalidInputError
+
 _RK4_TABLEAU = diffrax.ButcherTableau(
     c=np.array([0.5, 0.5, 1.0]),
     b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]),
@@ -40,7 +42,7 @@ _FROM_TABLEAU: dict[int, tuple[diffrax.ButcherTableau, diffrax.AbstractSolver]] 
 
 def _solver_from_tableau(tableau: diffrax.ButcherTableau) -> diffrax.AbstractSolver:
     if tableau.implicit:
-        raise ValueError(
+        raise InvalidInputError(
             "runge_kutta: `tableau` must be explicit (no diagonal entries)."
         )
     cached = _FROM_TABLEAU.get(id(tableau))
@@ -69,7 +71,7 @@ def explicit_solver(
     """
     if isinstance(tableau, str):
         if tableau not in NAMED_METHODS:
-            raise ValueError(
+            raise InvalidInputError(
                 f"runge_kutta: unknown `tableau` {tableau!r}; choose one of "
                 f"{sorted(NAMED_METHODS)}, a diffrax.ButcherTableau or a diffrax solver."
             )
@@ -78,7 +80,7 @@ def explicit_solver(
         return _solver_from_tableau(tableau)
     if isinstance(tableau, diffrax.AbstractSolver):
         return tableau
-    raise ValueError(
+    raise InvalidInputError(
         "runge_kutta: `tableau` must be a name, a diffrax.ButcherTableau or a diffrax "
         f"solver, got {type(tableau).__name__}."
     )

@@ -115,6 +115,17 @@ def check_positive(where: str, name: str, value: Any) -> Any:
     )
 
 
+def check_nonnegative(where: str, name: str, value: Any) -> Any:
+    """Refuse a value < 0 (or non-finite). Works on scalars and arrays."""
+    shown = f", got {value}" if is_concrete(value) else ""
+    return _refuse(
+        where,
+        value,
+        lambda: ~jnp.all(jnp.isfinite(value) & (jnp.asarray(value) >= 0)),
+        f"{where}: `{name}` must be finite and ≥ 0{shown}.",
+    )
+
+
 def check_beta(where: str, beta: Any) -> Any:
     """Refuse a momentum coefficient outside [0, 1)."""
     shown = f", got {beta}" if is_concrete(beta) else ""
@@ -161,6 +172,19 @@ def check_increasing(where: str, name: str, ts: Any) -> Any:
         lambda: jnp.any(jnp.diff(ts) <= 0),
         f"{where}: `{name}` must be strictly increasing.",
     )
+
+
+def check_leading_axis(where: str, name: str, tree: Any) -> int:
+    """The common, non-empty leading-axis length of every leaf of `tree` (a step or
+    batch axis)."""
+    leaves = jax.tree.leaves(tree)
+    lengths = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
+    if not leaves or None in lengths or len(lengths) != 1 or 0 in lengths:
+        raise InvalidInputError(
+            f"{where}: every leaf of `{name}` must share one non-empty leading (step or "
+            f"batch) axis; got leading sizes {sorted(map(str, lengths))}."
+        )
+    return lengths.pop()
 
 
 def check_same_structure(where: str, name_a: str, a: Any, name_b: str, b: Any) -> None:

@@ -16,9 +16,9 @@ import optax
 from jaxtyping import Array, PyTree
 
 from ._checks import (
-    InvalidInputError,
     any_nonfinite,
     check_beta,
+    check_leading_axis,
     check_loss,
     check_positive,
     check_steps,
@@ -174,13 +174,7 @@ def sgd(
 def batch_tuple(where: str, batches: Any) -> tuple:
     """`batches` as a tuple of arrays with one common, non-empty leading axis."""
     batches = tuple(batches) if isinstance(batches, (tuple, list)) else (batches,)
-    leaves = jax.tree.leaves(batches)
-    sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
-    if not leaves or None in sizes or len(sizes) != 1 or 0 in sizes:
-        raise InvalidInputError(
-            f"{where}: `batches` must hold arrays sharing one non-empty leading (batch "
-            f"index) axis; got leading sizes {sorted(map(str, sizes))}."
-        )
+    check_leading_axis(where, "batches", batches)
     return batches
 
 

@@ -213,3 +213,37 @@ def test_geometry_works_under_jit_on_pytrees():
         float(cr.corridor_score(mlp_loss, params, data)), rel=1e-12
     )
     assert tree_allclose(top, cr.sharpness(mlp_loss, params, data, k=2), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("tangent", "match"),
+    [
+        ({"a": jnp.ones(2)}, "same pytree structure"),
+        ((jnp.ones(2), jnp.ones(3)), "shape"),
+        ((jnp.ones(2), jnp.ones((2, 2))), "shape"),
+    ],
+)
+def test_hvp_refuses_a_mismatched_tangent(tangent, match):
+    def loss(params):
+        return jnp.sum(params[0] ** 2) * jnp.sum(params[1] ** 2)
+
+    with pytest.raises(ValueError, match=match):
+        cr.hvp(loss, (jnp.ones(2), jnp.ones(2)), tangent)
+
+
+@pytest.mark.parametrize("bad", [jnp.nan, jnp.inf, -jnp.inf])
+def test_non_finite_params_are_refused_by_every_geometry_function(bad):
+    a, b = jnp.eye(2), jnp.zeros(2)
+    theta = jnp.array([1.0, bad])
+    calls = [
+        lambda: cr.hvp(quadratic, theta, jnp.ones(2), (a, b)),
+        lambda: cr.corridor_score(quadratic, theta, (a, b)),
+        lambda: cr.predicted_step_drift(quadratic, theta, 0.1, (a, b)),
+        lambda: cr.sharpness(quadratic, theta, (a, b)),
+    ]
+    for call in calls:
+        # InvalidInputError is a ValueError and an equinox.EquinoxRuntimeError.
+        with pytest.raises(ValueError, match="`params` contains NaN or Inf"):
+            call()
+        with pytest.raises(eqx.EquinoxRuntimeError):
+            call()

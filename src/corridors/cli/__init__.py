@@ -1,2 +1,5 @@
-def main():
-    pass
+"""The `corridors` command line."""
+
+from ._main import main
+
+__all__ = ["main"]

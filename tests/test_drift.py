@@ -127,7 +127,9 @@ def test_drift_on_a_quadratic_against_closed_forms():
     flow = np.stack([quadratic_flow(a, b, theta0, lr * k) for k in range(n + 1)])
     # The reference solve (rtol 1e-10) is accurate to ~1e-9 after 20 steps of 0.05 flow
     # time; the drift itself is ~5e-3, so this still checks it to 6 digits.
-    np.testing.assert_allclose(drift.distance, np.linalg.norm(gd - flow, axis=1), atol=5e-9)
+    np.testing.assert_allclose(
+        drift.distance, np.linalg.norm(gd - flow, axis=1), atol=5e-9
+    )
     np.testing.assert_allclose(drift.iterates, gd, atol=1e-12)
     np.testing.assert_allclose(drift.reference, flow, atol=1e-9)
     losses = [0.5 * x @ a @ x + b @ x for x in flow]

@@ -1,5 +1,7 @@
 """corridors: where gradient descent and gradient flow agree, and how far they drift."""
 
+from . import lr
+from ._checks import InvalidInputError
 from ._drift import (
     Drift,
     SGDRegularizers,
@@ -10,6 +12,7 @@ from ._drift import (
 )
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
+from ._paths import path_geometry
 from ._steppers import gd, momentum, runge_kutta, sgd
 
 __version__ = "0.1.0"
@@ -17,14 +20,17 @@ __version__ = "0.1.0"
 __all__ = [
     "Drift",
     "Flow",
+    "InvalidInputError",
     "SGDRegularizers",
     "SweepDrift",
     "corridor_score",
     "gd",
     "gradient_flow",
     "hvp",
+    "lr",
     "measure_drift",
     "momentum",
+    "path_geometry",
     "predicted_step_drift",
     "runge_kutta",
     "sgd",

@@ -58,7 +58,9 @@ def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> Py
 
     **Returns:**
 
-    H·v as a pytree shaped like `params`. Costs about two gradient evaluations.
+    H·v as a pytree shaped like `params`. Costs about two gradient evaluations on an
+    MLP; up to three where layers are bilinear in activations and weights with costly
+    input gradients (strided convolutions on CPU: see `benchmarks/README.md`).
     """
     params = checked_params("hvp", loss, params, args, "params")
     tangent = as_float_params("hvp", tangent, "tangent")

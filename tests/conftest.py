@@ -1,24 +1,16 @@
-"""Tests run in float64; hypothesis profiles are chosen by CORRIDORS_HYPOTHESIS_PROFILE."""
+"""Tests run in float64; the hypothesis profile comes from corridors.testing.
 
-import os
+`CORRIDORS_HYPOTHESIS_PROFILE=thorough python -m pytest` runs 200 examples per property
+instead of the default `ci` profile's 10 derandomized ones.
+"""
 
 import jax
-from hypothesis import HealthCheck, settings
 
 jax.config.update("jax_enable_x64", True)
 
-# Compilation dominates the first example of every property, so no deadline.
-settings.register_profile(
-    "ci",
-    max_examples=10,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "thorough",
-    max_examples=200,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.load_profile(os.environ.get("CORRIDORS_HYPOTHESIS_PROFILE", "ci"))
+
+def pytest_configure(config):
+    # Imported here, after float64 is on, so the library sees it from the start.
+    from corridors.testing import load_profile
+
+    load_profile()

@@ -293,3 +293,29 @@ def test_divergence_is_an_error_not_a_silent_nan():
 def test_bad_input_is_refused_with_the_argument_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_equal_tableaux_built_apart_share_one_compilation():
+    traces = []
+
+    def loss(theta, a, b):
+        traces.append(1)  # runs only while JAX traces
+        return quadratic(theta, a, b)
+
+    def heun():
+        return diffrax.ButcherTableau(
+            c=np.array([1.0]),
+            b_sol=np.array([0.5, 0.5]),
+            b_error=np.array([0.5, -0.5]),
+            a_lower=(np.array([1.0]),),
+        )
+
+    _, _, theta0, args = random_quadratic(6)
+    first = cr.runge_kutta(loss, theta0, 0.1, 4, args, tableau=heun())
+    count = len(traces)
+    second = cr.runge_kutta(loss, theta0, 0.1, 4, args, tableau=heun())
+    assert len(traces) == count
+    assert tree_allclose(first, second, rtol=0)
+    assert tree_allclose(
+        first, cr.runge_kutta(loss, theta0, 0.1, 4, args, tableau="heun")
+    )

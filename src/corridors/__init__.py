@@ -1,6 +1,6 @@
 """corridors: where gradient descent and gradient flow agree, and how far they drift."""
 
-from . import lr
+from . import landscapes, lr, testing
 from ._checks import InvalidInputError
 from ._drift import (
     Drift,
@@ -27,6 +27,7 @@ __all__ = [
     "gd",
     "gradient_flow",
     "hvp",
+    "landscapes",
     "lr",
     "measure_drift",
     "momentum",
@@ -37,4 +38,5 @@ __all__ = [
     "sgd_regularizers",
     "sharpness",
     "sweep_drift",
+    "testing",
 ]

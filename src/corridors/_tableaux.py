@@ -1,5 +1,6 @@
 """Named explicit Runge–Kutta methods as diffrax solvers, and solvers from any tableau."""
 
+from collections import OrderedDict
 from typing import ClassVar
 
 import diffrax
@@ -35,9 +36,16 @@ NAMED_METHODS: dict[str, diffrax.AbstractSolver] = {
     "rk4": RK4(),
 }
 
-# One solver class per user tableau, so repeated calls hit the jit cache. Keyed by id:
-# ButcherTableau holds numpy arrays and is unhashable; the value keeps the key alive.
-_FROM_TABLEAU: dict[int, tuple[diffrax.ButcherTableau, diffrax.AbstractSolver]] = {}
+# One solver class per distinct user tableau, so repeated calls hit the jit cache.
+# ButcherTableau holds numpy arrays and is unhashable: the key is its entries' bytes.
+# Bounded, so a stream of random tableaux (property tests) does not pin memory.
+_FROM_TABLEAU: OrderedDict[tuple, diffrax.AbstractSolver] = OrderedDict()
+_MAX_CACHED = 64
+
+
+def _entries(tableau: diffrax.ButcherTableau) -> tuple:
+    arrays = (tableau.c, tableau.b_sol, tableau.b_error, *tableau.a_lower)
+    return tuple(np.asarray(x, dtype=np.float64).tobytes() for x in arrays)
 
 
 def _solver_from_tableau(tableau: diffrax.ButcherTableau) -> diffrax.AbstractSolver:
@@ -45,20 +53,24 @@ def _solver_from_tableau(tableau: diffrax.ButcherTableau) -> diffrax.AbstractSol
         raise InvalidInputError(
             "runge_kutta: `tableau` must be explicit (no diagonal entries)."
         )
-    cached = _FROM_TABLEAU.get(id(tableau))
-    if cached is None:
-        solver_class = type(
-            "ExplicitRungeKutta",
-            (diffrax.AbstractERK,),
-            {
-                "tableau": tableau,
-                "interpolation_cls": diffrax.ThirdOrderHermitePolynomialInterpolation.from_k,
-                "order": lambda self, terms: None,
-                "__module__": __name__,
-            },
-        )
-        cached = _FROM_TABLEAU[id(tableau)] = (tableau, solver_class())
-    return cached[1]
+    key = _entries(tableau)
+    if key in _FROM_TABLEAU:
+        _FROM_TABLEAU.move_to_end(key)
+        return _FROM_TABLEAU[key]
+    solver_class = type(
+        "ExplicitRungeKutta",
+        (diffrax.AbstractERK,),
+        {
+            "tableau": tableau,
+            "interpolation_cls": diffrax.ThirdOrderHermitePolynomialInterpolation.from_k,
+            "order": lambda self, terms: None,
+            "__module__": __name__,
+        },
+    )
+    _FROM_TABLEAU[key] = solver_class()
+    if len(_FROM_TABLEAU) > _MAX_CACHED:
+        _FROM_TABLEAU.popitem(last=False)
+    return _FROM_TABLEAU[key]
 
 
 def explicit_solver(

@@ -1,0 +1,87 @@
+"""Hypothesis profiles `ci` and `thorough`, selected by an environment variable."""
+
+import os
+
+from hypothesis import HealthCheck, settings
+from hypothesis.errors import InvalidArgument
+
+from .._checks import InvalidInputError
+
+PROFILE_ENV = "CORRIDORS_HYPOTHESIS_PROFILE"
+"""The environment variable naming the profile `load_profile()` loads."""
+
+DEFAULT_PROFILE = "ci"
+
+# Compiling dominates the first example of a property, so no deadline anywhere.
+_PROFILES = {
+    "ci": {
+        "max_examples": 10,
+        "deadline": None,
+        "derandomize": True,
+        "database": None,
+        "print_blob": True,
+        "suppress_health_check": [HealthCheck.too_slow],
+    },
+    "thorough": {
+        "max_examples": 200,
+        "deadline": None,
+        "print_blob": True,
+        "suppress_health_check": [HealthCheck.too_slow],
+    },
+}
+PROFILES = tuple(_PROFILES)
+"""The profile names: `ci` (10 examples, derandomized: the same examples every run)
+and `thorough` (200 random examples)."""
+
+
+def _registered(name: str) -> bool:
+    try:
+        settings.get_profile(name)
+    except InvalidArgument:
+        return False
+    return True
+
+
+def register_profiles(*, overwrite: bool = True) -> None:
+    """Register the hypothesis profiles `ci` and `thorough`.
+
+    - `ci`: 10 examples per property, derandomized (the same examples on every run,
+      no example database), no deadline: fast and reproducible.
+    - `thorough`: 200 random examples per property, no deadline.
+
+    Importing `corridors.testing` registers them unless profiles of these names exist
+    already (so a project's own `ci` profile wins).
+
+    **Arguments:**
+
+    - `overwrite`: replace existing profiles of the same names.
+    """
+    for name, options in _PROFILES.items():
+        if overwrite or not _registered(name):
+            settings.register_profile(name, **options)
+
+
+def load_profile(name: str | None = None) -> str:
+    """Load a hypothesis profile: `name`, else `$CORRIDORS_HYPOTHESIS_PROFILE`, else `ci`.
+
+    Call it once from a `conftest.py`. Profiles registered by the project (any name)
+    can be selected too.
+
+    **Arguments:**
+
+    - `name`: the profile to load; `None` reads the environment variable.
+
+    **Returns:**
+
+    The name of the profile loaded.
+    """
+    register_profiles(overwrite=False)
+    if name is None:
+        name = os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+    if not _registered(name):
+        raise InvalidInputError(
+            f"load_profile: no hypothesis profile {name!r} (set by `name` or "
+            f"${PROFILE_ENV}); corridors registers {list(PROFILES)}."
+        )
+    settings.load_profile(name)
+    return name

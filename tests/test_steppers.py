@@ -319,3 +319,21 @@ def test_equal_tableaux_built_apart_share_one_compilation():
     assert tree_allclose(
         first, cr.runge_kutta(loss, theta0, 0.1, 4, args, tableau="heun")
     )
+
+
+def test_new_float_args_do_not_recompile():
+    traces = []
+
+    def loss(theta, center, slope, offset):
+        traces.append(1)  # runs only while JAX traces
+        return cone(theta, center, slope, offset)
+
+    theta0, center = jnp.array([5.0, 1.0]), jnp.zeros(2)
+    first = cr.gd(loss, theta0, 0.1, 3, (center, 1.5, 0.25))
+    count = len(traces)
+    second = cr.gd(loss, theta0, 0.1, 3, (center, 2.5, -1.0))
+    assert len(traces) == count
+    # The slope is used, not frozen at its first value: a steeper cone moves faster.
+    assert float(jnp.linalg.norm(second[-1] - theta0)) > float(
+        jnp.linalg.norm(first[-1] - theta0)
+    )

@@ -223,6 +223,19 @@ def checked_params(
     return check_finite(where, name, params)
 
 
+def traced_floats(args: tuple) -> tuple:
+    """`args` with Python and NumPy float scalars turned into JAX arrays.
+
+    Our kernels are `equinox.filter_jit`-ed, which would treat a Python float as static
+    and recompile for every new value; as under `jax.jit`, floats are traced instead.
+    Ints, bools and other objects stay static (they may set shapes or control flow).
+    """
+    floating = (float, complex, np.floating, np.complexfloating)
+    return jax.tree.map(
+        lambda x: jnp.asarray(x) if isinstance(x, floating) else x, args
+    )
+
+
 def check_loss(where: str, loss: Callable, params: Any, args: tuple) -> None:
     """Refuse a loss that fails on `params` or does not return a floating scalar.
 

@@ -22,6 +22,7 @@ from ._checks import (
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
+    traced_floats,
 )
 from ._flows import gradient_field, modified_field, solve
 from ._geometry import safe_ratio, tree_norm
@@ -121,7 +122,7 @@ def measure_drift(
     A [`corridors.Drift`][].
     """
     where = "measure_drift"
-    params0, lr = prepared(where, loss, params0, lr, args)
+    params0, lr, args = prepared(where, loss, params0, lr, args)
     n_steps = check_steps(where, "n_steps", n_steps, minimum=1)
     if reference not in ("flow", "modified"):
         raise InvalidInputError(
@@ -292,7 +293,7 @@ def sweep_drift(
     lr_values = check_lr_array(where, "lrs", lrs)
     horizon = finite_scalar_or_raise(where, "horizon", horizon)
     check_positive(where, "horizon", horizon)
-    params0, _ = prepared(where, loss, params0, 1.0, args)
+    params0, _, args = prepared(where, loss, params0, 1.0, args)
     steps = np.floor(horizon / lr_values).astype(int)
     if np.any(steps < 1):
         raise InvalidInputError(
@@ -421,8 +422,8 @@ def sgd_regularizers(
     """
     where = "sgd_regularizers"
     batches = batch_tuple(where, batches)
-    first_batch = jax.tree.map(lambda x: x[0], batches)
-    params = checked_params(where, loss, params, (*first_batch, *args), "params")
+    params = checked_params(where, loss, params, args, "params")
+    args = traced_floats(args)
     lr = check_positive(where, "lr", lr)
     return _sgd_regularizers(
         loss, params, batches, jnp.asarray(lr, float_dtype(params)), args

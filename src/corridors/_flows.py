@@ -20,6 +20,7 @@ from ._checks import (
     check_steps,
     checked_params,
     float_dtype,
+    traced_floats,
 )
 from ._geometry import gradient_and_hvp, gradient_function
 
@@ -240,6 +241,7 @@ def gradient_flow(
     """
     where = "gradient_flow"
     params0 = checked_params(where, loss, params0, args)
+    args = traced_floats(args)
     ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
     for name, tol in (("rtol", rtol), ("atol", atol)):
         check_positive(where, name, tol)

@@ -16,6 +16,7 @@ from ._checks import (
     check_positive,
     check_same_structure,
     checked_params,
+    traced_floats,
 )
 from ._lanczos import lanczos_top
 
@@ -63,6 +64,7 @@ def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> Py
     input gradients (strided convolutions on CPU: see `benchmarks/README.md`).
     """
     params = checked_params("hvp", loss, params, args, "params")
+    args = traced_floats(args)
     tangent = as_float_params("hvp", tangent, "tangent")
     check_same_structure("hvp", "params", params, "tangent", tangent)
     return _hvp(loss, params, tangent, args)
@@ -92,6 +94,7 @@ def corridor_score(loss: Callable, params: PyTree, args: tuple = ()) -> Scalar:
     A scalar ≥ 0.
     """
     params = checked_params("corridor_score", loss, params, args, "params")
+    args = traced_floats(args)
     return _corridor_score(loss, params, args)
 
 
@@ -119,6 +122,7 @@ def predicted_step_drift(
     A scalar; the true one-step drift is this plus O(lr³).
     """
     params = checked_params("predicted_step_drift", loss, params, args, "params")
+    args = traced_floats(args)
     lr = check_positive("predicted_step_drift", "lr", lr)
     return _predicted_step_drift(loss, params, jnp.asarray(lr), args)
 
@@ -164,6 +168,7 @@ def sharpness(
     An array of shape `(k,)`.
     """
     params = checked_params("sharpness", loss, params, args, "params")
+    args = traced_floats(args)
     n = sum(leaf.size for leaf in jax.tree.leaves(params))
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
         raise InvalidInputError(

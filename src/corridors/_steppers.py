@@ -24,6 +24,7 @@ from ._checks import (
     check_steps,
     checked_params,
     float_dtype,
+    traced_floats,
 )
 from ._flows import gradient_field
 from ._tableaux import explicit_solver
@@ -35,10 +36,13 @@ DIVERGED = (
 
 
 def prepared(where: str, loss: Callable, params0: Any, lr: Any, args: tuple):
-    """Validate the common inputs; returns (params0, lr as an array of params' dtype)."""
+    """Validate the common inputs.
+
+    Returns (params0, lr as an array of the params' dtype, args with floats traced).
+    """
     params0 = checked_params(where, loss, params0, args)
     lr = check_positive(where, "lr", lr)
-    return params0, jnp.asarray(lr, float_dtype(params0))
+    return params0, jnp.asarray(lr, float_dtype(params0)), traced_floats(args)
 
 
 def stacked(where: str, params0: PyTree, steps: PyTree) -> PyTree:
@@ -99,7 +103,7 @@ def gd(
 
     The iterates θ_0, …, θ_n: a pytree like `params0` with leading axis `n_steps + 1`.
     """
-    params0, lr = prepared("gd", loss, params0, lr, args)
+    params0, lr, args = prepared("gd", loss, params0, lr, args)
     n_steps = check_steps("gd", "n_steps", n_steps)
     return run_sgd("gd", loss, params0, lr, n_steps, args)
 
@@ -135,7 +139,7 @@ def momentum(
 
     The iterates θ_0, …, θ_n (leading axis `n_steps + 1`).
     """
-    params0, lr = prepared("momentum", loss, params0, lr, args)
+    params0, lr, args = prepared("momentum", loss, params0, lr, args)
     beta = jnp.asarray(check_beta("momentum", beta), lr.dtype)
     n_steps = check_steps("momentum", "n_steps", n_steps)
     return run_sgd(
@@ -166,8 +170,7 @@ def sgd(
     The iterates θ_0, …, θ_m (leading axis m + 1).
     """
     batches = batch_tuple("sgd", batches)
-    first_batch = jax.tree.map(lambda x: x[0], batches)
-    params0, lr = prepared("sgd", loss, params0, lr, (*first_batch, *args))
+    params0, lr, args = prepared("sgd", loss, params0, lr, args)
     return run_sgd("sgd", loss, params0, lr, 0, args, batches=batches)
 
 
@@ -200,14 +203,15 @@ def runge_kutta(
     - `n_steps`: number of steps (a static int ≥ 0).
     - `args`: extra arguments passed to `loss`.
     - `tableau`: "euler" (= gradient descent), "midpoint", "heun", "ralston", "rk4",
-      any explicit `diffrax.ButcherTableau`, or a diffrax solver instance.
+      any explicit `diffrax.ButcherTableau` (diffrax needs ≥ 2 stages: for the one-stage
+      method use "euler"), or a diffrax solver instance.
 
     **Returns:**
 
     The iterates θ_0, …, θ_n (leading axis `n_steps + 1`).
     """
     solver = explicit_solver(tableau)
-    params0, lr = prepared("runge_kutta", loss, params0, lr, args)
+    params0, lr, args = prepared("runge_kutta", loss, params0, lr, args)
     n_steps = check_steps("runge_kutta", "n_steps", n_steps)
     return rk_steps(loss, params0, lr, n_steps, args, solver)
 

@@ -1,6 +1,6 @@
 """corridors: where gradient descent and gradient flow agree, and how far they drift."""
 
-from . import landscapes, lr, testing
+from . import landscapes, lr, symbolic, testing
 from ._checks import InvalidInputError
 from ._drift import (
     Drift,
@@ -38,5 +38,6 @@ __all__ = [
     "sgd_regularizers",
     "sharpness",
     "sweep_drift",
+    "symbolic",
     "testing",
 ]

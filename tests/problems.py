@@ -34,15 +34,22 @@ def quadratic(theta, a, b):
 
 
 def quadratic_flow(a, b, theta0, t, *, modified=None):
-    """Exact gradient flow of `quadratic` (A invertible), or of its modified flow at lr.
+    """Exact gradient flow of `quadratic`, or of its modified flow at lr `modified`.
 
-    θ' = −(I + (lr/2)A)(Aθ + b) has the same fixed point θ* = −A⁻¹b and matrix
-    A + (lr/2)A².
+    The flow θ' = −Gθ − c (G = A, c = b; modified: G = A + (lr/2)A², c = (I + (lr/2)A)b)
+    is affine, so exp of the augmented matrix [[−G, −c], [0, 0]]·t holds both e^{−Gt}
+    and ∫₀ᵗ e^{−Gs}ds·c, accurately even for singular or nearly singular A (no A⁻¹b).
     """
     a, b, theta0 = (np.asarray(x, dtype=float) for x in (a, b, theta0))
-    fixed = np.linalg.solve(a, -b)
-    generator = a if modified is None else a + 0.5 * modified * a @ a
-    return fixed + scipy.linalg.expm(-generator * t) @ (theta0 - fixed)
+    n = a.shape[0]
+    generator, shift = a, b
+    if modified is not None:
+        generator = a + 0.5 * modified * a @ a
+        shift = b + 0.5 * modified * a @ b
+    augmented = np.zeros((n + 1, n + 1))
+    augmented[:n, :n] = -generator
+    augmented[:n, n] = -shift
+    return (scipy.linalg.expm(augmented * t) @ np.append(theta0, 1.0))[:n]
 
 
 def random_spd(rng, n, *, low=0.5, high=3.0):

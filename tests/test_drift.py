@@ -12,7 +12,6 @@ from .helpers import log_log_slope
 from .problems import cone, mlp_loss, mlp_problem, quadratic, quadratic_flow, random_spd
 
 seeds = st.integers(0, 2**32 - 1)
-RK_METHODS = ["euler", "midpoint", "heun", "ralston", "rk4", diffrax.Bosh3.tableau]
 
 
 def quadratic_problem(seed=0, dim=4):
@@ -40,7 +39,9 @@ def test_every_method_lands_on_the_flow_in_a_cone(seed):
     theta0 = center + rng.uniform(6.0, 10.0) * direction / np.linalg.norm(direction)
     args = (jnp.asarray(center), slope, rng.normal())
     lr, n = 0.1, 8  # momentum's flow time ≤ 0.8/(1 − β) = 4 < apex distance / slope ≥ 5
-    for method in ["gd", "momentum", "nesterov", *RK_METHODS]:
+    # Every tableau is checked against the exact line in test_steppers; here the
+    # measurement itself, once per kind of method.
+    for method in ["gd", "momentum", "nesterov", "rk4", diffrax.Bosh3.tableau]:
         drift = cr.measure_drift(
             cone, jnp.asarray(theta0), lr, n, args, method=method, beta=0.8
         )
@@ -79,10 +80,10 @@ def test_fixed_horizon_drift_has_order_one(problem):
     loss, params0, args = OFF_CORRIDOR[problem]
     steps = np.array([10, 14, 20, 28, 40, 56])
     lrs = 1.0 / steps
-    drifts = [
-        cr.measure_drift(loss, params0, h, int(n), args).distance[-1]
-        for h, n in zip(lrs, steps, strict=True)
-    ]
+    # sweep_drift computes ‖θ_n − φ(n·lr)‖ for all lrs in one program; its equality with
+    # per-lr measure_drift is tested below, and it compiles once instead of six times.
+    drifts = cr.sweep_drift(loss, params0, lrs, 1.0, args)
+    np.testing.assert_array_equal(drifts.n_steps, steps)
     assert abs(log_log_slope(lrs, drifts) - 1.0) < 0.15
 
 
@@ -153,7 +154,7 @@ def test_relative_drift_divides_by_the_flow_path_length():
 @pytest.mark.parametrize("problem", list(OFF_CORRIDOR))
 def test_sweep_drift_equals_per_lr_measure_drift(problem):
     loss, params0, args = OFF_CORRIDOR[problem]
-    lrs = np.array([0.3, 0.2, 0.13, 0.1, 0.07, 0.05])
+    lrs = np.array([0.3, 0.13, 0.1, 0.07])
     horizon = 1.3
     sweep = cr.sweep_drift(loss, params0, lrs, horizon, args)
     steps = np.floor(horizon / lrs).astype(int)

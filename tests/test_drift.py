@@ -289,3 +289,27 @@ def test_drift_works_in_float32():
     drift64 = cr.measure_drift(mlp_loss, MLP_PARAMS, 0.05, 10, MLP_DATA)
     assert drift32.distance.dtype == jnp.float32
     np.testing.assert_allclose(drift32.distance, drift64.distance, rtol=1e-3, atol=1e-6)
+
+
+def test_sweep_drift_compiles_once_per_number_of_lrs():
+    traces = []
+
+    def loss(theta, a, b):
+        traces.append(1)  # runs only while JAX traces
+        return quadratic(theta, a, b)
+
+    theta0, args = quadratic_problem(4)
+    lrs = np.array([0.25, 0.1, 0.05])
+    cr.sweep_drift(loss, theta0, lrs, 1.0, args)
+    count = len(traces)
+    # Other horizons change which times n·lr coincide, not the program.
+    for horizon in (0.5, 0.3):
+        sweep = cr.sweep_drift(loss, theta0, lrs, horizon, args)
+        expected = [
+            cr.measure_drift(
+                quadratic, theta0, h, int(np.floor(horizon / h)), args
+            ).distance[-1]
+            for h in lrs
+        ]
+        np.testing.assert_allclose(np.asarray(sweep), expected, rtol=0, atol=1e-9)
+    assert len(traces) == count

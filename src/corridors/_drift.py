@@ -305,10 +305,12 @@ def sweep_drift(
     if batch_size is not None:
         batch_size = check_steps(where, "batch_size", batch_size, minimum=1)
     dtype = float_dtype(params0)
-    # The flow is saved at every distinct time n·lr (and at 0, where it starts).
-    times, where_saved = np.unique(
-        np.append(0.0, steps * lr_values), return_inverse=True
-    )
+    # The flow is saved at every time n·lr, sorted, after 0 where it starts. Repeated
+    # times stay (diffrax accepts them), so the shapes, and the compilation, depend
+    # only on how many lrs there are.
+    unsorted = np.append(0.0, steps * lr_values)
+    order = np.argsort(unsorted, kind="stable")
+    times, where_saved = unsorted[order], np.argsort(order)
     return _sweep_drift(
         loss,
         params0,

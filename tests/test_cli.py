@@ -1,31 +1,184 @@
+"""The `corridors` command: parser, help, and one-line errors with exit code 2.
+
+`corridors()` runs the command in a subprocess, as a user would; the cheap parser
+checks also run in-process through `main(argv)`.
+"""
+
+import json
 import subprocess
 import sys
 
+import pytest
+
 import corridors
+from corridors.cli import main
+from corridors.cli._main import COMMANDS, one_line
 
 
-def run(*arguments):
+def corridors_cli(*arguments, cwd=None, env=None):
+    """Run `python -m corridors.cli ARGUMENTS` and return the CompletedProcess."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from corridors.cli import main; sys.exit(main())",
-            *arguments,
-        ],
+        [sys.executable, "-m", "corridors.cli", *map(str, arguments)],
         capture_output=True,
         text=True,
         check=False,
+        cwd=cwd,
+        env=env,
+        timeout=600,
     )
 
 
+def json_output(result) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result_or_stderr, code=2):
+    if isinstance(result_or_stderr, subprocess.CompletedProcess):
+        assert result_or_stderr.returncode == code, result_or_stderr.stderr
+        stderr = result_or_stderr.stderr
+    else:
+        stderr = result_or_stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "error:" in lines[0]
+    return lines[0]
+
+
 def test_version_flag_prints_the_package_version():
-    result = run("--version")
+    result = corridors_cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"corridors {corridors.__version__}"
 
 
 def test_unknown_flag_is_a_one_line_error_with_exit_code_2():
-    result = run("--no-such-flag")
-    assert result.returncode == 2
-    assert "unrecognized arguments: --no-such-flag" in result.stderr
-    assert "Traceback" not in result.stderr
+    result = corridors_cli("--no-such-flag")
+    line = assert_one_line_error(result)
+    assert "unrecognized arguments: --no-such-flag" in line
+
+
+def test_console_script_entry_point_is_main():
+    import importlib.metadata
+
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    (script,) = [s for s in scripts if s.name == "corridors"]
+    assert script.value == "corridors.cli:main"
+
+
+def test_no_subcommand_prints_the_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name in ("demo", "drift", "prove", "plot"):
+        assert name in out
+
+
+@pytest.mark.parametrize("command", ["demo", "drift", "prove", "plot"])
+def test_every_subcommand_has_help_with_an_example(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert f"corridors {command}" in out
+    for flag in ("--out", "--quiet", "--json"):
+        assert flag in out
+
+
+def test_subcommands_come_from_the_table():
+    assert len(COMMANDS) == 4
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["drift", "--lr", "-0.1"], "must be a finite number > 0"),
+        (["drift", "--lr", "nan"], "must be a finite number > 0"),
+        (["drift", "--lr", "fast"], "is not a number"),
+        (["drift", "--landscape", "volcano"], "invalid choice: 'volcano'"),
+        (["drift", "--model", "resnet50"], "invalid choice: 'resnet50'"),
+        (["drift", "--method", "adam"], "invalid choice: 'adam'"),
+        (["drift", "--model", "mlp", "--data-dir", "/no/such/dir"], "no such folder"),
+        (["drift", "--beta", "1"], "must lie in [0, 1)"),
+        (["drift", "--steps", "0"], "must be an integer ≥ 1"),
+        (["drift", "--horizon", "1", "--steps", "3"], "not allowed with"),
+        (["drift", "--landscape", "cone", "--model", "mlp"], "not allowed with"),
+        (["demo", "--seed", "-1"], "must be an integer ≥ 0"),
+        (["demo", "--frobnicate"], "unrecognized arguments"),
+        (["plot"], "required: RUN_DIR"),
+        (["plot", "/no/such/run"], "no such folder"),
+        (["prove", "--proofs-dir", "/no/such/proofs"], "no such folder"),
+    ],
+)
+def test_bad_flags_are_one_line_errors_with_exit_code_2(argv, fragment, capsys):
+    assert main(argv) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert fragment in line
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["drift", "--dataset", "digits"], "go with --model"),
+        (["drift", "--model", "mlp", "--dataset", "folder"], "needs --data-dir"),
+        (
+            ["drift", "--reference", "modified", "--method", "rk4"],
+            "not defined for rk4",
+        ),
+        (["prove", "no_such_statement"], "unknown statement"),
+    ],
+)
+def test_impossible_combinations_are_one_line_errors(argv, fragment, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert fragment in line
+
+
+def test_missing_data_file_is_a_one_line_error(capsys, tmp_path):
+    argv = ["drift", "--model", "mlp", "--dataset", "folder", "--data-dir", tmp_path]
+    assert main([*map(str, argv), "--out", str(tmp_path / "out")]) == 2
+    assert "no data file" in assert_one_line_error(capsys.readouterr().err)
+
+
+def test_lr_above_the_horizon_is_a_one_line_error_in_a_subprocess(tmp_path):
+    result = corridors_cli("drift", "--lr", "2", "--horizon", "1", "--out", tmp_path)
+    assert "above the horizon" in assert_one_line_error(result)
+
+
+def test_a_diverging_run_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
+    # GD at lr 0.1 on Rosenbrock (sharpness ~ 1000) overflows: the library's runtime
+    # check (an equinox error with a stack dump) becomes one line.
+    argv = ["drift", "--landscape", "rosenbrock", "--lr", "0.1", "--steps", "60"]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert "NaN or Inf" in assert_one_line_error(capsys.readouterr().err)
+
+
+def test_one_line_keeps_the_library_message_of_an_equinox_error():
+    text = (
+        "Above is the stack outside of JIT.\n  File x\n\n"
+        "equinox.EquinoxRuntimeError: gd: the iterates became NaN or Inf.\n\n"
+        "---\nAn error occurred during the runtime of your JAX program.\n"
+    )
+    assert one_line(RuntimeError(text)) == "gd: the iterates became NaN or Inf."
+    assert one_line(ValueError("first\nsecond")) == "first"
+
+
+def test_invalid_input_from_the_library_is_a_one_line_error(monkeypatch, capsys):
+    from corridors.cli import _drift
+
+    def refuse(options):
+        raise corridors.InvalidInputError("measure_drift: `lr` must be > 0, got 0.")
+
+    monkeypatch.setattr(_drift, "run", refuse)
+    assert main(["drift"]) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert line == "corridors drift: error: measure_drift: `lr` must be > 0, got 0."
+
+
+def test_a_bug_is_not_hidden_as_a_usage_error(monkeypatch):
+    from corridors.cli import _drift
+
+    def crash(options):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(_drift, "run", crash)
+    with pytest.raises(ZeroDivisionError):
+        main(["drift"])

@@ -1,4 +1,4 @@
-"""The `corridors` command line."""
+"""The `corridors` command line: demo, drift, prove, plot (see `corridors --help`)."""
 
 from ._main import main
 

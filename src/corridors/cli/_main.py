@@ -1,31 +1,124 @@
-"""The `corridors` command. Subcommands (demo, drift, train, plot, prove) arrive with
-their issues; until then it reports the version and where to start."""
+"""The `corridors` command: parser, dispatch, error handling.
+
+Subcommands are registered from `COMMANDS`, a tuple of module names. Each module
+defines `NAME`, `HELP` (one line), `EXAMPLE` (the epilog of its `--help`),
+`add_arguments(parser)` and `run(options) -> int` (the exit code), and imports its
+heavy dependencies inside `run`, so `corridors --help` and bad flags answer quickly.
+Adding a subcommand (e.g. `train`) is a new module and one line here.
+
+Exit codes: 0 success; 1 a check or proof failed; 2 bad flags or impossible values
+(one line on stderr, never a traceback); 130 interrupted. `CORRIDORS_TRACEBACK=1`
+re-raises instead, for debugging.
+"""
 
 import argparse
+import importlib
+import os
+import re
 import sys
+from collections.abc import Sequence
 
 from .. import __version__
+from ._options import UsageError
+
+COMMANDS = ("._demo", "._drift", "._prove", "._plot")
+"""Subcommand modules, in the order `corridors --help` lists them."""
+
+EPILOG = """\
+examples:
+  corridors demo                           # the tour: report in corridors-demo/
+  corridors drift --landscape quadratic --lr 0.2 0.1 0.05 --method gd rk4
+  corridors drift --model mlp --dataset digits --reference modified
+  corridors prove lemma_2_8 appendix_c     # or all statements: corridors prove
+  corridors plot corridors-demo            # redraw a report's figures
+
+Every subcommand takes --out DIR, --quiet and --json (and --seed where randomness
+enters); `corridors COMMAND --help` shows its options and an example."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="corridors",
         description=(
             "The geometry of gradient-based optimization: how far gradient descent "
             "drifts from the gradient flow, and where it does not (corridors)."
         ),
-        epilog="Example: python examples/quickstart.py  (a tour of the core measurements)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"corridors {__version__}"
     )
+    subparsers = parser.add_subparsers(
+        dest="command", title="commands", metavar="COMMAND"
+    )
+    for name in COMMANDS:
+        module = importlib.import_module(name, __package__)
+        sub = subparsers.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=(module.__doc__ or module.HELP).strip(),
+            epilog=module.EXAMPLE,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `corridors` console script; returns the exit code."""
-    build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    print(
-        f"corridors {__version__}: run `corridors --help`, or see the README's quickstart."
+_EQUINOX_LINE = re.compile(r"^(?:[\w.]*\.)?_?EquinoxRuntimeError: (.+)$", re.MULTILINE)
+
+
+def one_line(error: BaseException) -> str:
+    """The message of `error` on one line (equinox's runtime errors carry the
+    library's message after a stack dump; keep only the message)."""
+    text = str(error)
+    found = _EQUINOX_LINE.findall(text)
+    if found:
+        return found[-1].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "impossible input", reported in one line with exit code 2."""
+    import equinox as eqx
+    import jax
+
+    return (
+        UsageError,
+        ValueError,  # corridors.InvalidInputError included
+        eqx.EquinoxRuntimeError,  # value-dependent checks (e.g. diverged iterates)
+        jax.errors.JaxRuntimeError,
+        OSError,  # an --out folder that cannot be written, a missing file
     )
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `corridors` console script; returns the exit code."""
+    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        options = parser.parse_args(arguments)
+    except SystemExit as stop:  # --help, --version, or a parse error (code 2)
+        return stop.code if isinstance(stop.code, int) else 0
+    if options.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return options.run(options)
+    except KeyboardInterrupt:
+        print(f"corridors {options.command}: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as error:
+        if os.environ.get("CORRIDORS_TRACEBACK") == "1":
+            raise
+        print(f"corridors {options.command}: error: {one_line(error)}", file=sys.stderr)
+        return 2

@@ -1,0 +1,119 @@
+"""`corridors plot RUN_DIR...`: draw the figures of report folders and training runs
+from the numbers they hold, without recomputing anything.
+
+- a `corridors demo` folder (demo.json) or a `corridors drift` folder (drift.json):
+  its figures are redrawn, in place unless --out is given;
+- training runs (folders holding metrics.jsonl, or a folder of such folders): their
+  metrics are overlaid, one figure per group of measurements, into --out (default
+  corridors-plots/).
+"""
+
+import argparse
+import pathlib
+
+from ._options import UsageError, add_common_flags, existing_folder
+
+NAME = "plot"
+HELP = "redraw report figures (demo/drift folders) or overlay training runs"
+EXAMPLE = """\
+examples:
+  corridors plot corridors-demo                  # redraw the demo's PNGs in place
+  corridors plot corridors-drift --out figures   # into another folder
+  corridors plot runs/train/clr-seed0 runs/train/sgd-lr0.1 --out compare
+  corridors plot runs/train                      # every run found below it"""
+
+TRAINING_OUT = "corridors-plots"
+
+
+def _report_kinds():
+    """Report documents `plot` recognises: (file name, kind, figure writer)."""
+    from . import _figures
+
+    return (
+        ("demo.json", "corridors.demo", _figures.demo_figures),
+        ("drift.json", "corridors.drift", _figures.drift_figures),
+    )
+
+
+def _training_plotter():
+    """The figure writer for training runs (`plot_runs(run_dirs, out) -> paths`).
+
+    The seam for `corridors.train`: return its own plotter here to replace the
+    generic metrics.jsonl reader."""
+    from ._runs import plot_runs
+
+    return plot_runs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=existing_folder,
+        metavar="RUN_DIR",
+        help="report folders (demo.json, drift.json) or training runs (metrics.jsonl)",
+    )
+    add_common_flags(
+        parser,
+        out=None,
+        out_help="where figures go (default: report folders in place, training runs "
+        f"into {TRAINING_OUT}/)",
+        seed=False,
+    )
+
+
+def run(options: argparse.Namespace) -> int:
+    from ._progress import Terminal
+    from ._report import read_json
+    from ._runs import find_runs
+
+    terminal = Terminal(quiet=options.quiet, json_mode=options.json)
+    reports, training = [], []
+    for folder in options.run_dirs:
+        for file_name, kind, draw in _report_kinds():
+            path = folder / file_name
+            if path.is_file():
+                try:
+                    document = read_json(path)
+                except ValueError as error:
+                    raise UsageError(f"{path} is not valid JSON ({error}).") from None
+                if document.get("kind") != kind:
+                    raise UsageError(f"{path} is not a {kind} document.")
+                reports.append((folder, document, draw))
+                break
+        else:
+            runs = find_runs(folder)
+            if not runs:
+                raise UsageError(
+                    f"{folder}: nothing to plot (no demo.json, drift.json or "
+                    "metrics.jsonl, nor sub-folders with metrics.jsonl)."
+                )
+            training.extend(run for run in runs if run not in training)
+
+    written: list[pathlib.Path] = []
+    with terminal.progress(len(reports) + bool(training), "plotting") as stage:
+        for folder, document, draw in reports:
+            stage(f"plotting {folder}")
+            target = folder
+            if options.out is not None:
+                target = options.out / folder.name if len(reports) > 1 else options.out
+            detail = ""
+            try:
+                figures = draw(document, target)
+            except (KeyError, TypeError, IndexError) as error:
+                figures, detail = [], f" ({type(error).__name__}: {error})"
+            if not figures:
+                raise UsageError(
+                    f"{folder}: the report is incomplete or from another version"
+                    f"{detail}; nothing to draw."
+                )
+            written += figures
+        if training:
+            stage(f"plotting {len(training)} training run(s)")
+            out = options.out or pathlib.Path(TRAINING_OUT)
+            written += _training_plotter()(training, out)
+    if not written:
+        raise UsageError("the training runs hold no metrics to plot.")
+    terminal.table("figures written", ["file"], [[str(path)] for path in written])
+    terminal.emit_json({"figures": [str(path) for path in written]})
+    return 0

@@ -1,0 +1,72 @@
+"""`corridors demo --fast` writes every file it promises, and its numbers satisfy the
+theorems; `corridors plot` redraws its figures from demo.json alone."""
+
+import itertools
+import json
+
+from corridors.cli import main
+from corridors.cli._demo import FILES
+
+from .test_cli import corridors_cli, json_output
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_fast_demo_report_and_theorems(tmp_path, capsys):
+    out = tmp_path / "demo"
+    result = corridors_cli("demo", "--fast", "--json", "--quiet", "--out", out)
+    printed = json_output(result)
+    assert "Traceback" not in result.stderr
+
+    for name in FILES:
+        assert (out / name).is_file(), name
+        assert (out / name).stat().st_size > 0, name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == PNG_SIGNATURE
+    report = (out / "report.md").read_text(encoding="utf-8")
+    for png in (name for name in FILES if name.endswith(".png")):
+        assert f"]({png})" in report
+
+    # The numbers, read back from the JSON on disk.
+    document = json.loads((out / "demo.json").read_text(encoding="utf-8"))
+    assert document["kind"] == "corridors.demo"
+    assert document["settings"] == {"fast": True, "seed": 0}
+    assert printed["checks"] == document["checks"]
+    assert all(check["passed"] for check in document["checks"])
+
+    cone = document["analytic"]["cone"]
+    assert set(cone["methods"]) == {"gd", "rk4", "momentum"}
+    for values in cone["methods"].values():
+        assert len(values["max_drift"]) == len(cone["lrs"])
+        assert max(values["max_drift"]) <= 1e-9
+
+    series = {s["name"]: s for s in document["analytic"]["quadratic"]["series"]}
+    assert abs(series["gd_one_step"]["slope"] - 2) <= 0.15
+    assert abs(series["gd_horizon"]["slope"] - 1) <= 0.15
+    assert abs(series["rk4_horizon"]["slope"] - 4) <= 0.15
+    assert abs(series["momentum_horizon"]["slope"] - 1) <= 0.15
+    lrs = document["analytic"]["quadratic"]["lrs"]
+    for s in series.values():  # drift grows with lr on the quadratic
+        by_lr = [d for _, d in sorted(zip(lrs, s["drift"], strict=True))]
+        assert all(a < b for a, b in itertools.pairwise(by_lr))
+
+    network = document["network"]
+    training = network["training"]
+    assert training["drift"][0] == 0.0
+    assert all(d > 0 for d in training["drift"][1:])
+    assert all(score > 0 for score in training["corridor_score"])
+    assert len(network["sweep"]["drift"]) == len(network["sweep"]["lrs"])
+    runs = network["clr"]["runs"]
+    assert runs[0]["optimizer"] == "clr"
+    assert len(runs[0]["loss"]) == network["clr"]["steps"] + 1
+    assert runs[0]["loss"][-1] < runs[0]["loss"][0]  # CLR trains without an lr
+
+    # `corridors plot` redraws every figure from demo.json, without recomputing (run
+    # in-process: a second subprocess would only add start-up time).
+    replot = tmp_path / "replot"
+    assert main(["plot", str(out), "--out", str(replot), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    names = sorted(p.split("/")[-1] for p in figures["figures"])
+    assert names == sorted(name for name in FILES if name.endswith(".png"))
+    for name in names:
+        assert (replot / name).read_bytes()[:8] == PNG_SIGNATURE

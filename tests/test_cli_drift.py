@@ -1,0 +1,70 @@
+"""`corridors drift`: table, JSON and figures; the orders of the theory.
+
+These run the command in-process (`main(argv)`, output captured) to share one JAX
+compilation cache; `test_cli.py` and `test_cli_demo.py` drive it in a subprocess.
+"""
+
+import json
+
+import numpy as np
+
+from corridors.cli import main
+
+
+def drift(*arguments, capsys) -> dict:
+    """`corridors drift ARGUMENTS --json --quiet`, returning the printed document."""
+    code = main(["drift", *map(str, arguments), "--json", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    return json.loads(captured.out)
+
+
+def test_drift_on_a_cone_is_round_off(tmp_path, capsys):
+    document = drift(
+        "--landscape", "cone", "--method", "gd", "momentum", "--lr", "0.2", "0.1",
+        "--steps", "5", "--out", tmp_path, capsys=capsys,
+    )  # fmt: skip
+    assert document["kind"] == "corridors.drift"
+    assert len(document["runs"]) == 4
+    for run in document["runs"]:
+        assert run["max_drift"] <= 1e-12
+        assert run["n_steps"] == 5
+    assert all(
+        fit["at_round_off"] and fit["theory"] is None for fit in document["fits"]
+    )
+    for name in ("drift.json", "report.md", "drift_vs_lr.png", "drift_along_time.png"):
+        assert (tmp_path / name).is_file()
+    on_disk = json.loads((tmp_path / "drift.json").read_text(encoding="utf-8"))
+    assert on_disk["runs"][0]["distance"] == document["runs"][0]["distance"]
+
+
+def test_one_step_drift_orders_against_the_flow_and_the_modified_flow(tmp_path, capsys):
+    lrs = ("0.04", "0.02", "0.01")
+    slopes = {}
+    for reference in ("flow", "modified"):
+        document = drift(
+            "--landscape", "quadratic", "--lr", *lrs, "--steps", "1",
+            "--reference", reference, "--out", tmp_path / reference, capsys=capsys,
+        )  # fmt: skip
+        (fit,) = document["fits"]
+        slopes[reference] = fit["slope"]
+        assert fit["theory"] == (2 if reference == "flow" else 3)
+    assert abs(slopes["flow"] - 2) <= 0.15  # (h²/2)H∇L
+    assert abs(slopes["modified"] - 3) <= 0.2  # the modified flow is one order better
+
+
+def test_drift_of_a_network_on_a_data_folder(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "data.npz", x=rng.normal(size=(40, 5)), y=rng.integers(0, 3, 40))
+    document = drift(
+        "--model", "mlp", "--dataset", "folder", "--data-dir", data, "--hidden", "4",
+        "--lr", "0.1", "0.05", "--steps", "3", "--seed", "1",
+        "--out", tmp_path / "out", capsys=capsys,
+    )  # fmt: skip
+    assert document["problem"]["parameters"] == 5 * 4 + 4 + 4 * 3 + 3
+    assert document["settings"]["seed"] == 1
+    assert [run["lr"] for run in document["runs"]] == [0.1, 0.05]
+    assert all(run["drift"] > 0 for run in document["runs"])

@@ -1,6 +1,6 @@
 """corridors: where gradient descent and gradient flow agree, and how far they drift."""
 
-from . import landscapes, lr, symbolic, testing
+from . import landscapes, lr, symbolic, testing, train
 from ._checks import InvalidInputError
 from ._drift import (
     Drift,
@@ -40,4 +40,5 @@ __all__ = [
     "sweep_drift",
     "symbolic",
     "testing",
+    "train",
 ]

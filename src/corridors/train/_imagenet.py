@@ -1,0 +1,188 @@
+"""ImageNet-style JPEG folders, decoded with Pillow inside the grain workers.
+
+Layout: `data_dir/train/<wnid>/*.JPEG` and `data_dir/val/<wnid>/*.JPEG` (the val
+images sorted into one folder per class, as the usual preparation scripts do). The
+classes are the sorted folder names under `train/`. Training images get the standard
+random-resized crop (scale 0.08–1, aspect ratio 3/4–4/3) and a horizontal flip;
+evaluation images are resized so the shorter side is `image_size`/0.875 (256 for
+224) and center-cropped. Per-channel normalization happens on the device.
+
+A file Pillow cannot decode (truncated, not an image, …) is reported as unreadable in
+the mask returned by `load`; the pipelines skip it, count it, and report the count.
+"""
+
+import math
+import os
+import pathlib
+
+import numpy as np
+
+from ._data import DataFormatError, Dataset
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+EXTENSIONS = (".jpeg", ".jpg", ".png")
+
+
+def _list_images(
+    folder: pathlib.Path, classes: list[str]
+) -> tuple[list[str], np.ndarray]:
+    paths, labels = [], []
+    for label, wnid in enumerate(classes):
+        class_dir = folder / wnid
+        if not class_dir.is_dir():
+            continue
+        with os.scandir(class_dir) as entries:
+            names = sorted(
+                entry.name
+                for entry in entries
+                if entry.is_file() and entry.name.lower().endswith(EXTENSIONS)
+            )
+        paths.extend(str(class_dir / name) for name in names)
+        labels.extend([label] * len(names))
+    return paths, np.asarray(labels, np.int32)
+
+
+class JpegSplit:
+    """A split of image files decoded on demand (picklable for grain workers)."""
+
+    def __init__(self, paths: list[str], labels: np.ndarray, *, image_size: int):
+        self.paths = list(paths)
+        self.labels = np.asarray(labels, np.int32)
+        self.image_size = int(image_size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def decode(self, index: int, rng: np.random.Generator | None, augment: bool):
+        """One image as uint8 (size, size, 3), or `None` if it cannot be decoded."""
+        from PIL import Image
+
+        size = self.image_size
+        try:
+            with Image.open(self.paths[index]) as image:
+                image = image.convert("RGB")
+                image.load()
+                if augment and rng is not None:
+                    box = random_resized_crop_box(image.size, rng)
+                    image = image.resize((size, size), Image.BILINEAR, box=box)
+                    if rng.random() < 0.5:
+                        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+                else:
+                    image = resize_center_crop(image, size)
+                return np.asarray(image, np.uint8)
+        except Exception:  # Pillow raises OSError, SyntaxError, ValueError, ...
+            return None
+
+    def load(self, indices, rng, augment):
+        size = self.image_size
+        images = np.zeros((len(indices), size, size, 3), np.uint8)
+        ok = np.zeros(len(indices), bool)
+        for slot, index in enumerate(np.asarray(indices)):
+            decoded = self.decode(int(index), rng, augment)
+            if decoded is not None:
+                images[slot] = decoded
+                ok[slot] = True
+        return images, self.labels[np.asarray(indices)], ok
+
+
+def random_resized_crop_box(
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) box of an Inception-style random crop
+    (torchvision's RandomResizedCrop: 10 tries, then a center crop)."""
+    width, height = size
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = round(math.sqrt(target * aspect))
+        h = round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            left = int(rng.integers(0, width - w + 1))
+            top = int(rng.integers(0, height - h + 1))
+            return left, top, left + w, top + h
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        w, h = round(height * ratio[1]), height
+    else:
+        w, h = width, height
+    left, top = (width - w) // 2, (height - h) // 2
+    return left, top, left + w, top + h
+
+
+def resize_center_crop(image, size: int):
+    """Resize the shorter side to size/0.875, then crop the central size×size."""
+    from PIL import Image
+
+    width, height = image.size
+    short = round(size / 0.875)
+    scale = short / min(width, height)
+    new = (max(size, round(width * scale)), max(size, round(height * scale)))
+    image = image.resize(new, Image.BILINEAR)
+    left, top = (new[0] - size) // 2, (new[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def imagenet(data_dir: str | pathlib.Path, *, image_size: int = 224) -> Dataset:
+    """ImageNet (or any folder of JPEGs in the same layout).
+
+    **Arguments:**
+
+    - `data_dir`: the folder holding `train/<wnid>/*.JPEG` and `val/<wnid>/*.JPEG`.
+    - `image_size`: side of the square model input (224).
+
+    **Returns:**
+
+    A `Dataset` of lazily decoded images; listing the files is the only work done
+    here. Each host later opens only the files of its own shard.
+
+    **Raises:**
+
+    `DataFormatError` if `train/` is missing or holds no images.
+    """
+    data_dir = pathlib.Path(data_dir).expanduser()
+    train_dir, val_dir = data_dir / "train", data_dir / "val"
+    if not train_dir.is_dir():
+        raise DataFormatError(
+            f"imagenet: {train_dir} is not a directory; expected "
+            f"{data_dir}/train/<wnid>/*.JPEG and {data_dir}/val/<wnid>/*.JPEG."
+        )
+    classes = sorted(entry.name for entry in os.scandir(train_dir) if entry.is_dir())
+    paths, labels = _list_images(train_dir, classes)
+    if not paths:
+        raise DataFormatError(
+            f"imagenet: no images (*.JPEG, *.jpg, *.png) in the class folders of "
+            f"{train_dir}."
+        )
+    test = None
+    if val_dir.is_dir():
+        unknown = sorted(
+            entry.name
+            for entry in os.scandir(val_dir)
+            if entry.is_dir() and entry.name not in set(classes)
+        )
+        if unknown:
+            raise DataFormatError(
+                f"imagenet: {val_dir} has class folders absent from train/: "
+                f"{unknown[:5]}{' …' if len(unknown) > 5 else ''}."
+            )
+        val_paths, val_labels = _list_images(val_dir, classes)
+        if val_paths:
+            test = JpegSplit(val_paths, val_labels, image_size=image_size)
+    return Dataset(
+        name="imagenet",
+        train=JpegSplit(paths, labels, image_size=image_size),
+        test=test,
+        image_shape=(image_size, image_size, 3),
+        num_classes=len(classes),
+        mean=MEAN,
+        std=STD,
+        description=f"JPEG folders in {data_dir} ({len(classes)} classes)",
+    )

@@ -1,0 +1,18 @@
+"""Names of the models, data sets and optimizers (no heavy imports, so the command
+line can list them without loading flax)."""
+
+MODELS = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "vgg11",
+    "vgg11_bn",
+    "vgg16",
+    "vgg16_bn",
+    "cnn",
+    "mlp",
+)
+VARIANTS = ("cifar", "imagenet")
+DATASETS = ("cifar10", "imagenet", "digits", "synthetic")
+OPTIMIZERS = ("sgd", "momentum", "clr", "polyak", "sps_max", "chebyshev", "silver")
+POLYAK_FAMILY = ("clr", "polyak", "sps_max")

@@ -4,6 +4,7 @@
 checks also run in-process through `main(argv)`.
 """
 
+import importlib
 import json
 import subprocess
 import sys
@@ -69,11 +70,11 @@ def test_console_script_entry_point_is_main():
 def test_no_subcommand_prints_the_help(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
-    for name in ("demo", "drift", "prove", "plot"):
+    for name in ("demo", "drift", "train", "prove", "plot"):
         assert name in out
 
 
-@pytest.mark.parametrize("command", ["demo", "drift", "prove", "plot"])
+@pytest.mark.parametrize("command", ["demo", "drift", "train", "prove", "plot"])
 def test_every_subcommand_has_help_with_an_example(command, capsys):
     assert main([command, "--help"]) == 0
     out = capsys.readouterr().out
@@ -84,7 +85,8 @@ def test_every_subcommand_has_help_with_an_example(command, capsys):
 
 
 def test_subcommands_come_from_the_table():
-    assert len(COMMANDS) == 4
+    names = [importlib.import_module(name, "corridors.cli").NAME for name in COMMANDS]
+    assert names == ["demo", "drift", "train", "prove", "plot"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""`corridors plot` on training runs (metrics.jsonl) and on folders it cannot read."""
+"""`corridors plot` on training runs (run.json + metrics.jsonl) and on folders it
+cannot read."""
 
 import json
 
@@ -7,8 +8,10 @@ from corridors.cli import main
 from .test_cli import assert_one_line_error
 
 
-def write_run(folder, *, lr, torn=False):
+def write_run(folder, *, optimizer, lr, torn=False):
     folder.mkdir(parents=True)
+    description = {"optimizer": optimizer, "lr": lr if optimizer == "sgd" else None}
+    (folder / "run.json").write_text(json.dumps(description))
     lines = []
     for step in range(0, 100, 10):
         lines.append(
@@ -25,18 +28,14 @@ def write_run(folder, *, lr, torn=False):
 
 
 def test_training_runs_are_overlaid(tmp_path, capsys):
-    write_run(tmp_path / "runs" / "clr-seed0", lr=1.5, torn=True)
-    write_run(tmp_path / "runs" / "sgd-lr0.1-seed0", lr=0.1)
+    write_run(tmp_path / "runs" / "clr-seed0", optimizer="clr", lr=1.5, torn=True)
+    write_run(tmp_path / "runs" / "sgd-lr0.1-seed0", optimizer="sgd", lr=0.1)
     out = tmp_path / "figures"
     assert main(["plot", str(tmp_path / "runs"), "--out", str(out), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)["figures"]
     names = sorted(path.split("/")[-1] for path in figures)
-    assert names == [
-        "corridor_measurements.png",
-        "eval_accuracy.png",
-        "training_loss.png",
-        "training_lr.png",
-    ]
+    # Only the figures whose data the runs hold (no drift, sharpness or RSI/EB here).
+    assert names == ["accuracy.png", "corridor_score.png", "loss.png", "lr.png"]
     assert all((out / name).stat().st_size > 0 for name in names)
 
 

@@ -4,7 +4,7 @@ Subcommands are registered from `COMMANDS`, a tuple of module names. Each module
 defines `NAME`, `HELP` (one line), `EXAMPLE` (the epilog of its `--help`),
 `add_arguments(parser)` and `run(options) -> int` (the exit code), and imports its
 heavy dependencies inside `run`, so `corridors --help` and bad flags answer quickly.
-Adding a subcommand (e.g. `train`) is a new module and one line here.
+Adding a subcommand is a new module and one line here.
 
 Exit codes: 0 success; 1 a check or proof failed; 2 bad flags or impossible values
 (one line on stderr, never a traceback); 130 interrupted. `CORRIDORS_TRACEBACK=1`
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ._options import UsageError
 
-COMMANDS = ("._demo", "._drift", "._prove", "._plot")
+COMMANDS = ("._demo", "._drift", "._train", "._prove", "._plot")
 """Subcommand modules, in the order `corridors --help` lists them."""
 
 EPILOG = """\
@@ -29,8 +29,10 @@ examples:
   corridors demo                           # the tour: report in corridors-demo/
   corridors drift --landscape quadratic --lr 0.2 0.1 0.05 --method gd rk4
   corridors drift --model mlp --dataset digits --reference modified
+  corridors train --model mlp --dataset digits --optimizer clr --steps 200
   corridors prove lemma_2_8 appendix_c     # or all statements: corridors prove
   corridors plot corridors-demo            # redraw a report's figures
+  corridors plot runs/train                # figures of training runs
 
 Every subcommand takes --out DIR, --quiet and --json (and --seed where randomness
 enters); `corridors COMMAND --help` shows its options and an example."""

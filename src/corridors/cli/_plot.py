@@ -3,9 +3,9 @@ from the numbers they hold, without recomputing anything.
 
 - a `corridors demo` folder (demo.json) or a `corridors drift` folder (drift.json):
   its figures are redrawn, in place unless --out is given;
-- training runs (folders holding metrics.jsonl, or a folder of such folders): their
-  metrics are overlaid, one figure per group of measurements, into --out (default
-  corridors-plots/).
+- training runs (folders holding run.json and metrics.jsonl, or a folder of such
+  folders): the paper-style figures of `corridors.train.plot_runs` (seeds averaged
+  with a ±1 std band) go into --out (default corridors-plots/).
 """
 
 import argparse
@@ -35,23 +35,13 @@ def _report_kinds():
     )
 
 
-def _training_plotter():
-    """The figure writer for training runs (`plot_runs(run_dirs, out) -> paths`).
-
-    The seam for `corridors.train`: return its own plotter here to replace the
-    generic metrics.jsonl reader."""
-    from ._runs import plot_runs
-
-    return plot_runs
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "run_dirs",
         nargs="+",
         type=existing_folder,
         metavar="RUN_DIR",
-        help="report folders (demo.json, drift.json) or training runs (metrics.jsonl)",
+        help="report folders (demo.json, drift.json) or training runs (run.json)",
     )
     add_common_flags(
         parser,
@@ -63,9 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(options: argparse.Namespace) -> int:
+    # Only numpy, matplotlib and json: works without the `train` extra.
+    from corridors.train import plot_runs
+
     from ._progress import Terminal
     from ._report import read_json
-    from ._runs import find_runs
 
     terminal = Terminal(quiet=options.quiet, json_mode=options.json)
     reports, training = [], []
@@ -82,13 +74,14 @@ def run(options: argparse.Namespace) -> int:
                 reports.append((folder, document, draw))
                 break
         else:
-            runs = find_runs(folder)
-            if not runs:
+            if not (folder / "run.json").is_file() and not any(
+                folder.glob("*/run.json")
+            ):
                 raise UsageError(
                     f"{folder}: nothing to plot (no demo.json, drift.json or "
-                    "metrics.jsonl, nor sub-folders with metrics.jsonl)."
+                    "run.json, nor sub-folders with run.json)."
                 )
-            training.extend(run for run in runs if run not in training)
+            training.append(folder)
 
     written: list[pathlib.Path] = []
     with terminal.progress(len(reports) + bool(training), "plotting") as stage:
@@ -111,7 +104,7 @@ def run(options: argparse.Namespace) -> int:
         if training:
             stage(f"plotting {len(training)} training run(s)")
             out = options.out or pathlib.Path(TRAINING_OUT)
-            written += _training_plotter()(training, out)
+            written += plot_runs(training, out)
     if not written:
         raise UsageError("the training runs hold no metrics to plot.")
     terminal.table("figures written", ["file"], [[str(path)] for path in written])

@@ -283,32 +283,21 @@ class TrainConfig:
     @classmethod
     def from_toml(cls, path: str | pathlib.Path) -> "TrainConfig":
         """Read a TOML file: settings at the top level or in a `[train]` table."""
-        path = pathlib.Path(path)
-        try:
-            with open(path, "rb") as file:
-                values = tomllib.load(file)
-        except FileNotFoundError as error:
-            raise InvalidInputError(f"TrainConfig: no config file {path}.") from error
-        except tomllib.TOMLDecodeError as error:
-            raise InvalidInputError(
-                f"TrainConfig: {path} is not valid TOML: {error}"
-            ) from error
-        if "train" in values and isinstance(values["train"], dict):
-            values = {
-                **{k: v for k, v in values.items() if k != "train"},
-                **values["train"],
-            }
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(_read_toml(path), source=str(path))
 
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace) -> "TrainConfig":
         """A config from arguments parsed with `add_train_arguments`: the `--config`
         TOML file (if given) overridden by every flag given on the command line."""
         values = vars(namespace)
-        base = cls.from_toml(values["config"]) if values.get("config") else cls()
+        config_file = values.get("config")
+        settings = _read_toml(config_file) if config_file else {}
         names = {field.name for field in dataclasses.fields(cls)}
-        overrides = {k: v for k, v in values.items() if k in names and v is not None}
-        return dataclasses.replace(base, **overrides)
+        # Merged before validation: a flag may supply what the file lacks (data_dir).
+        settings.update(
+            {k: v for k, v in values.items() if k in names and v is not None}
+        )
+        return cls.from_dict(settings, source=config_file or "the flags")
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> "TrainConfig":
@@ -320,6 +309,26 @@ class TrainConfig:
         )
         add_train_arguments(parser)
         return cls.from_namespace(parser.parse_args(argv))
+
+
+def _read_toml(path: str | pathlib.Path) -> dict:
+    """The settings of a TOML file (a `[train]` table merged into the top level)."""
+    path = pathlib.Path(path)
+    try:
+        with open(path, "rb") as file:
+            values = tomllib.load(file)
+    except FileNotFoundError as error:
+        raise InvalidInputError(f"TrainConfig: no config file {path}.") from error
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidInputError(
+            f"TrainConfig: {path} is not valid TOML: {error}"
+        ) from error
+    if isinstance(values.get("train"), dict):
+        values = {
+            **{k: v for k, v in values.items() if k != "train"},
+            **values["train"],
+        }
+    return values
 
 
 def _unpack(hint) -> tuple[type, bool, bool]:

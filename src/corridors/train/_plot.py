@@ -124,26 +124,30 @@ def plot_runs(
 
     figure(
         "loss.png",
-        "training loss",
+        "training loss (nats)",
         lambda ax: _plot_metric(ax, groups, "train", "loss"),
         log=True,
+        title="training loss (mean ± std over seeds)",
     )
     figure(
         "lr.png",
-        "learning rate used",
+        "learning rate h (flow time per step)",
         lambda ax: _plot_metric(ax, groups, "train", "lr"),
         log=True,
+        title="learning rate used (the CLR value for CLR)",
     )
     figure(
         "accuracy.png",
-        "test accuracy",
+        "test accuracy (fraction)",
         lambda ax: _plot_metric(ax, groups, "eval", "eval_accuracy"),
+        title="test accuracy",
     )
     figure(
         "corridor_score.png",
-        "corridor score ‖H∇L‖/‖∇L‖",
+        "corridor score ‖H∇L‖/‖∇L‖ (1/flow time)",
         lambda ax: _plot_metric(ax, groups, "measure", "corridor_score"),
         log=True,
+        title="corridor score on the measurement batch (0 in a corridor)",
     )
 
     def drift(axes):
@@ -161,7 +165,7 @@ def plot_runs(
 
     figure(
         "drift.png",
-        "one-step distance to the gradient flow",
+        "one-step distance to the gradient flow (parameter units)",
         drift,
         log=True,
         title="drift (solid) and (h²/2)‖H∇L‖ (dashed)",
@@ -185,10 +189,10 @@ def plot_runs(
 
     figure(
         "sharpness.png",
-        "top Hessian eigenvalue",
+        "top Hessian eigenvalue (1/flow time)",
         sharpness,
         log=True,
-        title="sharpness",
+        title="sharpness, with the stability line 2/lr (dotted)",
     )
 
     def rsi_eb(axes):
@@ -197,5 +201,10 @@ def plot_runs(
             _plot_metric(axes, groups, "path", "eb", style="--", suffix=" EB") or drawn
         )
 
-    figure("rsi_eb.png", "RSI (solid), EB (dashed)", rsi_eb)
+    figure(
+        "rsi_eb.png",
+        "RSI (solid), EB (dashed)",
+        rsi_eb,
+        title="restricted secant inequality and error bound vs the final iterate",
+    )
     return written

@@ -20,6 +20,7 @@ import math
 
 import grain
 import numpy as np
+from absl import flags as absl_flags
 
 from ._data import DataFormatError
 
@@ -104,22 +105,33 @@ class TrainBatches:
         }
 
 
+def _iterate(dataset, *, workers: int, threads: int, worker_buffer: int = 1):
+    """Iterate `dataset` in `workers` grain processes, or in a thread pool when 0."""
+    if workers > 0:
+        # grain's worker processes read absl flags; a program that is not an absl app
+        # has never parsed them, so take their defaults instead of failing mid-epoch.
+        if not absl_flags.FLAGS.is_parsed():
+            absl_flags.FLAGS.mark_as_parsed()
+        return iter(
+            dataset.to_iter_dataset().mp_prefetch(
+                grain.multiprocessing.MultiprocessingOptions(
+                    num_workers=workers, per_worker_buffer_size=worker_buffer
+                )
+            )
+        )
+    return iter(
+        dataset.to_iter_dataset(
+            grain.ReadOptions(num_threads=max(1, threads), prefetch_buffer_size=4)
+        )
+    )
+
+
 def train_iterator(
     batches: TrainBatches, total_steps: int, *, workers: int = 0, threads: int = 2
 ):
     """A checkpointable grain iterator over `batches` for steps 0 … total_steps − 1."""
     dataset = grain.MapDataset.range(total_steps).map(batches)
-    if workers > 0:
-        iter_dataset = dataset.to_iter_dataset().mp_prefetch(
-            grain.multiprocessing.MultiprocessingOptions(
-                num_workers=workers, per_worker_buffer_size=2
-            )
-        )
-    else:
-        iter_dataset = dataset.to_iter_dataset(
-            grain.ReadOptions(num_threads=max(1, threads), prefetch_buffer_size=4)
-        )
-    return iter(iter_dataset)
+    return _iterate(dataset, workers=workers, threads=threads, worker_buffer=2)
 
 
 class EvalBatches:
@@ -161,17 +173,7 @@ class EvalBatches:
 def eval_iterator(batches: EvalBatches, *, workers: int = 0, threads: int = 2):
     """A grain iterator over all evaluation batches."""
     dataset = grain.MapDataset.range(batches.num_batches).map(batches)
-    if workers > 0:
-        return iter(
-            dataset.to_iter_dataset().mp_prefetch(
-                grain.multiprocessing.MultiprocessingOptions(num_workers=workers)
-            )
-        )
-    return iter(
-        dataset.to_iter_dataset(
-            grain.ReadOptions(num_threads=max(1, threads), prefetch_buffer_size=4)
-        )
-    )
+    return _iterate(dataset, workers=workers, threads=threads)
 
 
 def measurement_batch(

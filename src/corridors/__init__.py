@@ -1,6 +1,8 @@
 """corridors: where gradient descent and gradient flow agree, and how far they drift."""
 
-from . import landscapes, lr, symbolic, testing, train
+import importlib
+
+from . import landscapes, lr, testing, train
 from ._checks import InvalidInputError
 from ._drift import (
     Drift,
@@ -42,3 +44,10 @@ __all__ = [
     "testing",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    # sympy takes about half a second to import: load corridors.symbolic on first use.
+    if name == "symbolic":
+        return importlib.import_module(".symbolic", __name__)
+    raise AttributeError(f"module 'corridors' has no attribute {name!r}")

@@ -306,6 +306,8 @@ def test_assert_in_corridor_checks_stacked_points():
 def test_profiles_are_registered_with_their_documented_settings():
     ci, thorough = settings.get_profile("ci"), settings.get_profile("thorough")
     assert ci.deadline is None and thorough.deadline is None
+    # Ours, not hypothesis's built-in `ci` (100 examples) that exists before we import.
+    assert ci.max_examples == 10 and settings().max_examples in (10, 200)
     assert T.PROFILE_ENV == "CORRIDORS_HYPOTHESIS_PROFILE"
     assert T.PROFILES == ("ci", "thorough")
     saved = {name: settings.get_profile(name) for name in T.PROFILES}

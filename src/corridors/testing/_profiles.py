@@ -2,6 +2,7 @@
 
 import os
 
+import hypothesis._settings as hypothesis_settings_module
 from hypothesis import HealthCheck, settings
 from hypothesis.errors import InvalidArgument
 
@@ -35,11 +36,15 @@ and `thorough` (200 random examples)."""
 
 
 def _registered(name: str) -> bool:
+    """Whether a profile `name` was registered by someone other than hypothesis.
+
+    Hypothesis registers a built-in `ci` profile of its own (100 examples); that one
+    does not count, or the suite would run ten times the examples it means to."""
     try:
-        settings.get_profile(name)
+        profile = settings.get_profile(name)
     except InvalidArgument:
         return False
-    return True
+    return profile is not getattr(hypothesis_settings_module, name.upper(), None)
 
 
 def register_profiles(*, overwrite: bool = True) -> None:

@@ -9,7 +9,9 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.integrate
 import scipy.linalg
+from jax.flatten_util import ravel_pytree
 
 
 def safe_norm(x):
@@ -87,3 +89,22 @@ def mlp_problem(sizes=(4, 8, 2), n=16, seed=0):
     x = jax.random.normal(kx, (n, sizes[0]))
     y = jax.random.normal(ky, (n, sizes[-1]))
     return mlp_params(kp, sizes), (x, y)
+
+
+def scipy_flow(loss, params0, ts, args=(), *, rtol, atol):
+    """The gradient flow of `loss` from `params0` at times `ts` (starting at 0) by
+    scipy's DOP853 on the flattened vector: an independent reference, shape
+    (len(ts), number of parameters)."""
+    flat0, unravel = ravel_pytree(params0)
+    grad = jax.jit(lambda flat: ravel_pytree(jax.grad(loss)(unravel(flat), *args))[0])
+    solution = scipy.integrate.solve_ivp(
+        lambda t, flat: -np.asarray(grad(flat)),
+        (0.0, float(ts[-1])),
+        np.asarray(flat0),
+        method="DOP853",
+        t_eval=ts,
+        rtol=rtol,
+        atol=atol,
+    )
+    assert solution.success, solution.message
+    return solution.y.T

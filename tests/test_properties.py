@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.integrate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -26,6 +25,8 @@ from corridors.testing import (
     pytrees,
     quadratic_problems,
 )
+
+from .problems import scipy_flow
 
 # Properties that compile anew for every example run a fraction of the profile's
 # examples (the `thorough` profile still runs dozens).
@@ -165,20 +166,10 @@ def test_hvp_is_symmetric_linear_and_equals_the_dense_hessian_on_random_pytrees(
 @given(pytrees(max_leaves=3, max_leaf_size=4, min_value=-1.0, max_value=1.0))
 def test_gradient_flow_on_a_pytree_equals_the_flow_of_the_flattened_vector(params0):
     # The reference flow on the flattened vector is scipy's DOP853, not diffrax.
-    flat0, unravel = ravel_pytree(params0)
     ts = np.array([0.0, 0.25, 0.5, 1.0])
     on_tree = cr.gradient_flow(tree_loss, params0, ts).params
     assert jax.tree.structure(on_tree) == jax.tree.structure(params0)
-    flat_grad = jax.jit(jax.grad(lambda x: tree_loss(unravel(x))))
-    on_vector = scipy.integrate.solve_ivp(
-        lambda t, x: -np.asarray(flat_grad(x)),
-        (0.0, 1.0),
-        np.asarray(flat0),
-        method="DOP853",
-        t_eval=ts,
-        rtol=1e-13,
-        atol=1e-13,
-    ).y.T
+    on_vector = scipy_flow(tree_loss, params0, ts, rtol=1e-13, atol=1e-13)
     flattened = jax.vmap(lambda p: ravel_pytree(p)[0])(on_tree)
     assert_tree_allclose(flattened, on_vector, rtol=1e-8, atol=1e-8)
 

@@ -209,7 +209,7 @@ def run(options: argparse.Namespace) -> int:
 
     from . import _figures, _problems
     from ._progress import Terminal
-    from ._report import downsample, fit_slope, header, number, write_json
+    from ._report import downsample, fit_slope, header, write_json
 
     began = time.perf_counter()
     terminal = Terminal(quiet=options.quiet, json_mode=options.json)
@@ -322,20 +322,9 @@ def run(options: argparse.Namespace) -> int:
     terminal.table(
         f"Drift from the {'gradient' if options.reference == 'flow' else 'modified'} "
         f"flow: {problem.description}",
-        ["method", "lr", "steps", "flow time", "final drift", "relative", "max drift"],
-        [
-            [
-                r["method"],
-                number(r["lr"]),
-                r["n_steps"],
-                number(r["flow_time"]),
-                number(r["drift"]),
-                number(r["relative_drift"]),
-                number(r["max_drift"]),
-            ]
-            for r in runs
-        ],
-        right=["lr", "steps", "flow time", "final drift", "relative", "max drift"],
+        RUN_COLUMNS,
+        _run_rows(runs),
+        right=RUN_COLUMNS[1:],
     )
     terminal.table(
         "Fitted order: slope of log drift vs log lr",
@@ -345,6 +334,35 @@ def run(options: argparse.Namespace) -> int:
     terminal.message(f"Report: [bold]{out / 'report.md'}[/bold]; figures beside it.")
     terminal.emit_json({**document, "out": str(out)})
     return 0
+
+
+RUN_COLUMNS = [
+    "method",
+    "lr",
+    "steps",
+    "flow time",
+    "final drift",
+    "relative",
+    "max drift",
+]
+
+
+def _run_rows(runs: list[dict]) -> list[list]:
+    """One row per (method, lr) run, in RUN_COLUMNS order (terminal and report.md)."""
+    from ._report import number
+
+    return [
+        [
+            r["method"],
+            number(r["lr"]),
+            r["n_steps"],
+            number(r["flow_time"]),
+            number(r["drift"]),
+            number(r["relative_drift"]),
+            number(r["max_drift"]),
+        ]
+        for r in runs
+    ]
 
 
 def _slope(fit: dict) -> str:
@@ -370,18 +388,6 @@ def markdown(document: dict) -> str:
         if settings["mode"] == "horizon"
         else f"{settings['steps']} steps for every lr"
     )
-    rows = [
-        [
-            r["method"],
-            number(r["lr"]),
-            r["n_steps"],
-            number(r["flow_time"]),
-            number(r["drift"]),
-            number(r["relative_drift"]),
-            number(r["max_drift"]),
-        ]
-        for r in document["runs"]
-    ]
     return "\n".join(
         [
             "# corridors drift",
@@ -392,18 +398,7 @@ def markdown(document: dict) -> str:
             f"{settings['beta']:g}; seed {settings['seed']}. Raw numbers in "
             "`drift.json`.",
             "",
-            markdown_table(
-                [
-                    "method",
-                    "lr",
-                    "steps",
-                    "flow time",
-                    "final drift",
-                    "relative",
-                    "max drift",
-                ],
-                rows,
-            ),
+            markdown_table(RUN_COLUMNS, _run_rows(document["runs"])),
             "",
             markdown_table(
                 ["method", "fitted slope", "theory"],

@@ -27,26 +27,24 @@ def positive_float(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An int ≥ 1 (step counts, widths)."""
+def _integer_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be an integer ≥ 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text} must be an integer ≥ {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An int ≥ 1 (step counts, widths)."""
+    return _integer_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """An int ≥ 0 (seeds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be an integer ≥ 0")
-    return value
+    return _integer_at_least(text, 0)
 
 
 def unit_interval(text: str) -> float:

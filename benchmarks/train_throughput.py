@@ -112,14 +112,18 @@ def main():
     dtype = jnp.bfloat16 if args.precision == "bfloat16" else None
     mean, std = dataset.mean, dataset.std
     tx = optax.sgd(0.01)
-    model = ct.build_model(
-        args.model,
-        num_classes=10,
-        image_shape=(size, size, 3),
-        width=args.width,
-        dtype=dtype,
-        seed=jax.random.key(0, impl="rbg"),
-    )
+
+    def fresh_model():  # the same initialization for every baseline
+        return ct.build_model(
+            args.model,
+            num_classes=10,
+            image_shape=(size, size, 3),
+            width=args.width,
+            dtype=dtype,
+            seed=jax.random.key(0, impl="rbg"),
+        )
+
+    model = fresh_model()
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
     def cross_entropy(logits, y):
@@ -143,14 +147,7 @@ def main():
 
     # Flax's documented fast path: split once, `jax.jit` a function that merges,
     # steps with the NNX API and returns the new state.
-    functional_model = ct.build_model(
-        args.model,
-        num_classes=10,
-        image_shape=(size, size, 3),
-        width=args.width,
-        dtype=dtype,
-        seed=jax.random.key(0, impl="rbg"),
-    )
+    functional_model = fresh_model()
     graphdef, carry = nnx.split(
         (functional_model, nnx.Optimizer(functional_model, tx, wrt=nnx.Param))
     )

@@ -253,3 +253,33 @@ def test_digits_and_synthetic():
     np.testing.assert_array_equal(data.train.images, again.train.images)
     with pytest.raises(ValueError, match="n_classes"):
         ct.synthetic((4, 4, 2), 1)
+
+
+def test_load_dataset_builds_the_data_set_a_config_names(tmp_path):
+    written = td.write_cifar_binary(tmp_path / "cifar")
+    loaded = ct.load_dataset(
+        ct.TrainConfig(dataset="cifar10", data_dir=str(tmp_path / "cifar"))
+    )
+    direct = ct.cifar10(tmp_path / "cifar")
+    np.testing.assert_array_equal(loaded.train.images, direct.train.images)
+    np.testing.assert_array_equal(loaded.test.labels, written["test_batch"][1])
+    config = ct.TrainConfig(
+        dataset="synthetic", synthetic_shape=(4, 4, 2), synthetic_classes=3,
+        synthetic_size=40,
+    )  # fmt: skip
+    synthetic = ct.load_dataset(config)
+    assert synthetic.image_shape == (4, 4, 2) and synthetic.num_classes == 3
+    np.testing.assert_array_equal(
+        synthetic.train.images, ct.synthetic((4, 4, 2), 3, size=40).train.images
+    )
+    assert ct.load_dataset(ct.TrainConfig(dataset="digits")).name == "digits"
+
+
+def test_data_mesh_splits_the_batch_axis_over_the_devices():
+    import jax
+
+    mesh = ct.data_mesh()
+    assert mesh.axis_names == ("batch",)
+    assert list(mesh.devices.flat) == jax.devices()
+    one = ct.data_mesh(jax.devices()[:1])
+    assert one.size == 1

@@ -14,23 +14,29 @@ from ._drift import (
 )
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
+from ._methods import DriftOrder, drift_order, matched_times
 from ._paths import path_geometry
+from ._results import RESULTS
 from ._steppers import gd, momentum, runge_kutta, sgd
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "RESULTS",
     "Drift",
+    "DriftOrder",
     "Flow",
     "InvalidInputError",
     "SGDRegularizers",
     "SweepDrift",
     "corridor_score",
+    "drift_order",
     "gd",
     "gradient_flow",
     "hvp",
     "landscapes",
     "lr",
+    "matched_times",
     "measure_drift",
     "momentum",
     "path_geometry",

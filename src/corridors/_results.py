@@ -1,0 +1,79 @@
+"""Statuses of value-dependent failures, and the `throw=` plumbing (diffrax style).
+
+A function that can fail on the values it meets (a flow solve hitting `max_steps`, an
+eigensolver that does not converge, a loss that turns NaN along a path) computes a
+`RESULTS` item alongside its output. With `throw=True` (the default) a failure raises an
+error naming the function the user called; with `throw=False` nothing raises and the
+item is returned as `.result`, so a training loop can record it and carry on.
+"""
+
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+
+
+class RESULTS(diffrax.RESULTS):  # type: ignore[misc]
+    """Outcome of a corridors computation: `RESULTS.successful` or why it failed.
+
+    Extends `diffrax.RESULTS` (so `max_steps_reached`, `nonfinite`, `dt_min_reached`
+    and the rest keep their meaning) with the failures of corridors' own computations.
+    Compare items with `==`; `RESULTS[item]` gives the message.
+
+    **Example:**
+
+    ```python
+    import corridors as cr
+    print(cr.RESULTS[cr.RESULTS.not_converged].startswith("The eigensolver"))  # True
+    ```
+    """
+
+    not_converged = (
+        "The eigensolver did not reach `tol` within its iteration budget; raise the "
+        "budget or loosen `tol`."
+    )
+    diverged = (
+        "The iterates diverged (a value overflowed to Inf or NaN along the path); "
+        "lower the learning rate."
+    )
+    nonfinite_loss = "The loss or its gradient became NaN or Inf along the path."
+
+
+def as_result(result: Any) -> RESULTS:
+    """A `RESULTS` item from ours or from diffrax's (or lineax's) enumeration."""
+    if isinstance(result, RESULTS):
+        return result
+    return RESULTS.promote(result)
+
+
+def first_failure(*results: RESULTS) -> RESULTS:
+    """The first of `results` that is not successful (successful if none is)."""
+    out = RESULTS.successful
+    for result in reversed(results):
+        out = RESULTS.where(result == RESULTS.successful, out, result)
+    return out
+
+
+def raise_on_failure(where: str, value: Any, result: RESULTS) -> Any:
+    """Tie to `value` an error, naming `where`, that fires if `result` is a failure.
+
+    Under `jit` the error fires when the compiled code runs (`equinox.error_if`);
+    eagerly, at once. Returns `value`.
+    """
+    messages = [f"{where}: {message}" for message in RESULTS._index_to_message]
+    return eqx.branched_error_if(
+        value,
+        result != RESULTS.successful,
+        jnp.asarray(result._value),
+        messages,
+    )
+
+
+def finish(where: str, value: Any, result: RESULTS, throw: bool) -> Any:
+    """`value` with the error tied on when `throw`, untouched otherwise."""
+    if not isinstance(throw, bool):
+        from ._checks import InvalidInputError
+
+        raise InvalidInputError(f"{where}: `throw` must be a bool, got {throw!r}.")
+    return raise_on_failure(where, value, result) if throw else value

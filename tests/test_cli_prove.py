@@ -1,6 +1,15 @@
 """`corridors prove`: verdicts, selection, and a non-zero exit when a proof fails."""
 
+import functools
 import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from corridors.symbolic.run_all import discover
 
 from .test_cli import corridors_cli, json_output
 
@@ -71,3 +80,106 @@ def test_list_names_every_statement(tmp_path):
         corridors_cli("prove", "--proofs-dir", tmp_path, "--list", "--json")
     )
     assert document == {"scripts": ["false_claim"]}
+
+
+def _site_packages() -> list[str]:
+    """The current environment's package folders (numpy, jax, sympy, ...), without
+    any entry that holds corridors itself (the source tree on PYTHONPATH, an
+    editable install's target), so only the wheel can provide `corridors`."""
+    import site
+
+    folders = [*site.getsitepackages(), site.getusersitepackages()]
+    return [
+        folder
+        for folder in folders
+        if pathlib.Path(folder).is_dir()
+        and not (pathlib.Path(folder) / "corridors" / "__init__.py").exists()
+    ]
+
+
+@pytest.mark.slow
+def test_prove_works_from_an_installed_wheel(tmp_path):
+    """Build a wheel, install it (no dependencies: offline) into a fresh venv that
+    borrows this environment's packages, and prove two statements from a folder
+    that has no proofs/ of its own (about 30 s)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    dist, venv, elsewhere = tmp_path / "dist", tmp_path / "venv", tmp_path / "cwd"
+    elsewhere.mkdir()
+    run = functools.partial(subprocess.run, check=True, capture_output=True, text=True)
+    # --no-build-isolation: hatchling comes from the test extra, nothing is downloaded.
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(root),
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(dist),
+            "--quiet",
+        ]
+    )
+    (wheel,) = dist.glob("corridors-*.whl")
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
+    python = venv / "bin" / "python"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ]
+    )
+    # A .pth file appends the borrowed folders after the venv's own site-packages; the
+    # .pth files inside them (an editable install of corridors) are not processed.
+    purelib = run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]
+    )
+    (pathlib.Path(purelib.stdout.strip()) / "borrowed.pth").write_text(
+        "\n".join(_site_packages()) + "\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")
+    }
+    where = run(
+        [python, "-c", "import corridors; print(corridors.__file__)"],
+        env=env,
+        cwd=elsewhere,
+    )
+    assert pathlib.Path(where.stdout.strip()).is_relative_to(venv), where.stdout
+
+    command = venv / "bin" / "corridors"  # the console script the wheel installed
+    listed = json_output(
+        subprocess.run(
+            [command, "prove", "--list", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=elsewhere,
+            check=False,
+        )
+    )
+    shipped = sorted(path.stem for path in discover(root / "proofs"))
+    assert listed["scripts"] and sorted(listed["scripts"]) == shipped
+
+    proved = json_output(
+        subprocess.run(
+            [command, "prove", "chebyshev", "clr_eq3", "--json", "--quiet"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=elsewhere,
+            check=False,
+            timeout=600,
+        )
+    )
+    assert [r["script"] for r in proved["results"]] == ["clr_eq3.py", "chebyshev.py"]
+    assert all(r["proved"] and not r["failures"] for r in proved["results"])

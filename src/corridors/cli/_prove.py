@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=existing_folder,
         default=None,
         metavar="DIR",
-        help="the proofs folder (default: ./proofs, else the source checkout's)",
+        help="the proofs folder (default: ./proofs, else the scripts installed with "
+        "corridors)",
     )
     parser.add_argument(
         "--full", action="store_true", help="include the slow extras of each proof"

@@ -3,7 +3,8 @@
     python -m corridors.symbolic.run_all [--proofs DIR] [--full] [--verbose] [NAME ...]
 
 The scripts live in the repository's `proofs/` folder (one `prove() -> Certificate`
-per statement). The exit code is 0 only when every selected statement is proved.
+per statement), which the wheel ships as `corridors/proofs/`. The exit code is 0 only
+when every selected statement is proved.
 """
 
 import argparse
@@ -28,27 +29,37 @@ def proofs_directory(directory: str | pathlib.Path | None = None) -> pathlib.Pat
     **Arguments:**
 
     - `directory`: an explicit folder; default: `./proofs` if it exists, else the
-      `proofs/` folder of the source checkout this package was installed from.
+      scripts shipped with the package (`corridors/proofs/` in an installed wheel),
+      else the `proofs/` folder of the source checkout of a development install.
 
     **Returns:**
 
     The folder as a `pathlib.Path`.
+
+    **Example:**
+
+    ```python
+    from corridors.symbolic.run_all import proofs_directory
+    print((proofs_directory() / "lemma_2_8.py").is_file())  # True
+    ```
     """
     if directory is not None:
         path = pathlib.Path(directory)
         if not path.is_dir():
             raise InvalidInputError(f"run_all: `directory` {path} is not a folder.")
         return path
+    package = pathlib.Path(__file__).resolve().parents[1]
     candidates = [
         pathlib.Path.cwd() / "proofs",
-        pathlib.Path(__file__).resolve().parents[3] / "proofs",
+        package / "proofs",  # a wheel: hatch force-includes proofs/ there
+        package.parents[1] / "proofs",  # a checkout: src/corridors -> proofs/
     ]
     for path in candidates:
         if path.is_dir():
             return path
     raise InvalidInputError(
-        "run_all: no `proofs/` folder found in the current directory or the source "
-        "checkout; pass `--proofs DIR`."
+        "run_all: no `proofs/` folder found in the current directory, the installed "
+        "package or the source checkout; pass `--proofs DIR`."
     )
 
 

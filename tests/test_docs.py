@@ -1,0 +1,109 @@
+"""Every ```python block of README.md and docs/*.md, and every ```python block in a
+function's, class's or method's docstring under src/corridors, runs as a test.
+
+sybil finds the blocks (markdown fences, also inside docstrings, with their line
+numbers); each block is one test and runs on its own, in a fresh namespace, the way a
+reader pastes it into a new interpreter: under JAX's default float32, unless the
+block turns float64 on itself (the README's quickstart does). A block that prints
+shows what it prints in a comment on the same statement.
+
+Module docstrings are overviews, not examples, and are not collected.
+"""
+
+import ast
+import contextlib
+import io
+import pathlib
+import tokenize
+
+import jax
+import pytest
+from sybil import Document
+from sybil.document import PythonDocStringDocument
+from sybil.parsers.markdown import PythonCodeBlockParser
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
+SOURCES = sorted((ROOT / "src" / "corridors").glob("**/*.py"))
+
+
+class _Docstrings(PythonDocStringDocument):
+    """The docstrings of a source file, without importing the module (an Example
+    must import what it uses) and without the module docstring."""
+
+    def __init__(self, text: str, path: str) -> None:
+        Document.__init__(self, text, path)
+
+    @staticmethod
+    def extract_docstrings(python_source_code):
+        docstrings = PythonDocStringDocument.extract_docstrings(python_source_code)
+        if ast.get_docstring(ast.parse(python_source_code)) is not None:
+            next(docstrings)  # ast.walk visits the module first: its docstring
+        yield from docstrings
+
+
+def _examples(path: pathlib.Path):
+    parser = PythonCodeBlockParser()
+    if path.suffix == ".py":
+        return list(_Docstrings.parse(str(path), parser))
+    return list(Document.parse(str(path), parser))
+
+
+def _collect():
+    for path in [*MARKDOWN, *SOURCES]:
+        for example in _examples(path):
+            name = f"{path.relative_to(ROOT)}:{example.line}"
+            yield pytest.param(path, example.line, id=name)
+
+
+CASES = list(_collect())
+
+
+def _unshown_prints(source: str) -> list[int]:
+    """Lines of `print(...)` statements that carry no comment."""
+    commented = {
+        token.start[0]
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    }
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and getattr(node.value.func, "id", None) == "print"
+        and not commented.intersection(range(node.lineno, node.end_lineno + 1))
+    ]
+
+
+@contextlib.contextmanager
+def _jax_defaults():
+    """JAX as a fresh interpreter has it (float32), restored afterwards."""
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", x64)
+
+
+@pytest.mark.parametrize(("path", "line"), CASES)
+def test_snippet_runs(path, line, tmp_path, monkeypatch):
+    (example,) = [e for e in _examples(path) if e.line == line]
+    source = str(example.parsed)
+    assert not _unshown_prints(source), (
+        f"{path.name}:{line}: print without the printed value in a comment "
+        f"(block lines {_unshown_prints(source)})"
+    )
+    example.namespace.clear()
+    monkeypatch.chdir(tmp_path)  # a snippet that writes files writes them here
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    with _jax_defaults():
+        example.evaluate()
+
+
+def test_the_collection_sees_the_readme_docs_and_docstrings():
+    names = {case.id.split(":")[0] for case in CASES}
+    assert "README.md" in names
+    assert any(name.startswith("docs/") for name in names)
+    assert any(name.startswith("src/corridors/lr/") for name in names)

@@ -69,6 +69,18 @@ def path_geometry(
     **Returns:**
 
     `(rsi, eb)`, two arrays of shape `(n + 1,)`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+    A = jnp.diag(jnp.array([1.0, 4.0]))
+    loss = lambda x: 0.5 * x @ A @ x                      # x* = 0, spectrum [1, 4]
+    iterates = cr.gd(loss, jnp.array([1.0, 1.0]), 0.1, 5)
+    rsi, eb = cr.path_geometry(iterates, iterates @ A, x_star=jnp.zeros(2))
+    print(bool(jnp.all((1 <= rsi) & (rsi <= eb) & (eb <= 4))))  # True: μ ≤ RSI ≤ EB ≤ L
+    ```
     """
     iterates, grads, x_star = checked_path("path_geometry", iterates, grads, x_star)
     return _path_geometry(iterates, grads, x_star)

@@ -47,6 +47,13 @@ def fractal_permutation(T: int) -> np.ndarray:
     **Returns:**
 
     A NumPy int array holding a permutation of `range(T)`.
+
+    **Example:**
+
+    ```python
+    import corridors as cr
+    print(cr.lr.fractal_permutation(8))  # [0 7 3 4 1 6 2 5]
+    ```
     """
     T = check_steps("fractal_permutation", "T", T, minimum=1)
     if T & (T - 1):
@@ -107,6 +114,13 @@ def chebyshev_steps(
 
     An array of shape `(T,)`: NumPy float64 when `m` and `M` are concrete, a JAX array
     when they are traced.
+
+    **Example:**
+
+    ```python
+    import corridors as cr
+    print(cr.lr.chebyshev_steps(1.0, 3.0, 2, order="increasing"))  # [0.36939806 0.77345908]
+    ```
     """
     where = "chebyshev_steps"
     T = check_steps(where, "T", T, minimum=1)
@@ -143,6 +157,16 @@ def chebyshev_schedule(
     **Returns:**
 
     A function `count -> step size`, usable as `optax.sgd(chebyshev_schedule(...))`.
+
+    **Example:**
+
+    ```python
+    import optax
+    import corridors as cr
+    schedule = cr.lr.chebyshev_schedule(1.0, 3.0, 2)
+    print([round(float(schedule(i)), 4) for i in range(4)])  # [0.7735, 0.3694, 0.7735, 0.3694]
+    optimizer = optax.sgd(schedule)
+    ```
     """
     steps = jnp.asarray(chebyshev_steps(m, M, T, order=order))
     return _cycling(steps)
@@ -171,6 +195,13 @@ def chebyshev_error_bound(m: float, M: float, T: int) -> float:
     **Returns:**
 
     A Python float in [0, 1].
+
+    **Example:**
+
+    ```python
+    import corridors as cr
+    print(cr.lr.chebyshev_error_bound(1.0, 100.0, 16))  # 0.08052328333974576
+    ```
     """
     if not is_concrete((m, M)):
         raise InvalidInputError(

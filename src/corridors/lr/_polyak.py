@@ -173,12 +173,20 @@ def clr(
     value=loss)` needs the current loss as the keyword `value`; its state is a
     `PolyakState` whose `lr` is the last h.
 
+    **Example:**
+
     ```python
+    import jax, jax.numpy as jnp, optax
+    import corridors as cr
+
+    loss_fn = lambda th: 2.0 * jnp.linalg.norm(th)   # a cone: a corridor with minimum 0
+    params = jnp.array([3.0, 4.0])
     optimizer = cr.lr.clr(max_lr=10.0)
     state = optimizer.init(params)
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, state = optimizer.update(grads, state, params, value=loss)
     params = optax.apply_updates(params, updates)
+    print(state.lr, params)  # 2.5 [0. 0.]: one step lands on the apex
     ```
     """
     return _polyak_transform(
@@ -213,6 +221,19 @@ def polyak(
 
     An `optax.GradientTransformationExtraArgs` with state `PolyakState`; call
     `update(grads, state, params, value=loss)`.
+
+    **Example:**
+
+    ```python
+    import jax, jax.numpy as jnp
+    import corridors as cr
+    loss_fn = lambda th: jnp.sum(th**2) + 1.0           # f* = 1
+    params = jnp.array([1.0, 2.0])
+    optimizer = cr.lr.polyak(f_min=1.0)
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, state = optimizer.update(grads, optimizer.init(params), params, value=loss)
+    print(state.lr)  # 0.25 = (L − f*)/‖∇L‖² = 5/20
+    ```
     """
     return _polyak_transform(
         "polyak",
@@ -252,6 +273,19 @@ def sps_max(
 
     An `optax.GradientTransformationExtraArgs` with state `PolyakState`; call
     `update(grads, state, params, value=loss)`.
+
+    **Example:**
+
+    ```python
+    import jax, jax.numpy as jnp
+    import corridors as cr
+    loss_fn = lambda th: jnp.sum(th**2)
+    params = jnp.array([1.0, 2.0])
+    optimizer = cr.lr.sps_max(c=0.5, max_lr=0.1)
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, state = optimizer.update(grads, optimizer.init(params), params, value=loss)
+    print(state.lr)  # 0.1: L/(c‖∇L‖²) = 0.5, capped at max_lr
+    ```
     """
     c = check_positive("sps_max", "c", c)
     return _polyak_transform(
@@ -301,6 +335,19 @@ def hazan_kakade(
     An `optax.GradientTransformationExtraArgs` with state `HazanKakadeState` (the last
     step, the current f̃_k, the epoch's best value, the step count); call
     `update(grads, state, params, value=loss)`.
+
+    **Example:**
+
+    ```python
+    import jax, jax.numpy as jnp
+    import corridors as cr
+    loss_fn = lambda th: jnp.sum(th**2) + 1.0
+    params = jnp.array([1.0, 2.0])
+    optimizer = cr.lr.hazan_kakade(f_lower=0.0)
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, state = optimizer.update(grads, optimizer.init(params), params, value=loss)
+    print(state.lr)  # 0.3 = (L − f̃)/‖∇L‖² = 6/20 in the first epoch
+    ```
     """
     where = "hazan_kakade"
     f_lower = _check_scalar(where, "f_lower", f_lower)

@@ -40,6 +40,14 @@ def rsi_eb_schedule(rsi: Array, eb: Array, *, safety: float | Array = 1.0) -> Ar
     **Returns:**
 
     An array h of the shape of `rsi`; use it as `optax.sgd(lambda k: h[k])`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+    print(cr.lr.rsi_eb_schedule(jnp.array([1.0, 2.0, 0.0]), jnp.array([2.0, 2.0, 0.0])))  # [0.25 0.5  0.  ]
+    ```
     """
     where = "rsi_eb_schedule"
     rsi, eb = jnp.asarray(rsi), jnp.asarray(eb)
@@ -94,6 +102,18 @@ def measure_rsi_eb(
 
     `(rsi, eb)`, arrays of shape `(m,)`; entry k uses iterate k and batch k. Steps
     where x_k = x* get 0.0 (see `corridors.path_geometry`).
+
+    **Example:**
+
+    ```python
+    import jax, jax.numpy as jnp
+    import corridors as cr
+    loss = lambda th, x: 0.5 * jnp.sum((x * th) ** 2)       # one batch: a scale vector x
+    batches = jax.random.uniform(jax.random.key(0), (10, 2), minval=0.5, maxval=1.5)
+    iterates = cr.sgd(loss, jnp.array([2.0, -1.0]), 0.3, batches)
+    rsi, eb = cr.lr.measure_rsi_eb(loss, iterates, batches)
+    print(rsi.shape, eb.shape)  # (10,) (10,)
+    ```
     """
     where = "measure_rsi_eb"
     batches = batch_tuple(where, batches)

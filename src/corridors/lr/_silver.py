@@ -49,6 +49,13 @@ def silver_steps(T: int, L: float | Array) -> np.ndarray | Array:
 
     An array of shape `(T,)`: NumPy float64 when `L` is concrete, a JAX array when it
     is traced.
+
+    **Example:**
+
+    ```python
+    import corridors as cr
+    print(cr.lr.silver_steps(3, 1.0))  # [1.41421356 2.         1.41421356]
+    ```
     """
     T = check_steps("silver_steps", "T", T, minimum=1)
     if jnp.ndim(L) != 0:
@@ -76,6 +83,16 @@ def silver_schedule(T: int, L: float | Array) -> optax.Schedule:
     **Returns:**
 
     A function `count -> step size`, usable as `optax.sgd(silver_schedule(...))`.
+
+    **Example:**
+
+    ```python
+    import optax
+    import corridors as cr
+    schedule = cr.lr.silver_schedule(3, 1.0)
+    print([round(float(schedule(i)), 4) for i in range(4)])  # [1.4142, 2.0, 1.4142, 1.4142]: a cycle of 3
+    optimizer = optax.sgd(schedule)
+    ```
     """
     return _cycling(jnp.asarray(silver_steps(T, L)))
 
@@ -90,6 +107,13 @@ def silver_rate(k: int) -> float:
     **Returns:**
 
     f(x_n) − f* ≤ r_k·L‖x_0 − x*‖² for n = 2^k − 1 silver steps.
+
+    **Example:**
+
+    ```python
+    import corridors as cr
+    print(cr.lr.silver_rate(3))  # 0.03437751104861363
+    ```
     """
     k = check_steps("silver_rate", "k", k, minimum=1)
     return 1.0 / (1.0 + math.sqrt(4.0 * SILVER_RATIO ** (2 * k) - 3.0))

@@ -64,6 +64,16 @@ def to_jax(
 
     A function of a length-n JAX array (and the parameter values) returning a scalar,
     a vector or a matrix, in `theta`'s dtype.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    from corridors import symbolic as sym
+    xs = sym.coordinates(2)
+    f = sym.to_jax(xs[0] ** 2 + 3 * xs[1], xs)
+    print(f(jnp.array([2.0, 1.0])))  # 7.0
+    ```
     """
     variables = _check_variables("to_jax", variables)
     parameters = tuple(parameters)
@@ -98,6 +108,17 @@ def to_loss(
 
     `params` is the vector of `variables`; `args` are the values of `parameters`.
     Like `to_jax`, equal inputs give the same function object (no recompiles).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+    from corridors import symbolic as sym
+    xs = sym.coordinates(2)
+    loss = sym.to_loss(xs[0] ** 2 + 3 * xs[1], xs)
+    print(cr.corridor_score(loss, jnp.array([2.0, 1.0])))  # 1.6 = ‖H∇L‖/‖∇L‖ = 8/5
+    ```
     """
     if isinstance(expr, sp.MatrixBase):
         raise InvalidInputError("to_loss: `expr` must be a scalar expression.")

@@ -34,6 +34,13 @@ def coordinates(n: int, name: str = "x") -> tuple[sp.Symbol, ...]:
     **Returns:**
 
     A tuple of n real sympy Symbols.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    print(sym.coordinates(3))  # (x1, x2, x3)
+    ```
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInputError(f"coordinates: `n` must be a positive int, got {n!r}.")
@@ -51,6 +58,14 @@ def generic_function(name: str, variables: Sequence[sp.Symbol]) -> sp.Expr:
     **Returns:**
 
     The applied undefined function; its derivatives stay symbolic.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    x1, x2 = sym.coordinates(2)
+    print(sym.generic_function("L", (x1, x2)).diff(x1))  # Derivative(L(x1, x2), x1)
+    ```
     """
     variables = _check_variables("generic_function", variables)
     return sp.Function(name, real=True)(*variables)
@@ -67,19 +82,47 @@ def gradient(expr: sp.Expr, variables: Sequence[sp.Symbol]) -> sp.Matrix:
     **Returns:**
 
     An (n, 1) `sympy.Matrix`.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    x1, x2 = sym.coordinates(2)
+    print(sym.gradient(x1**2 * x2, (x1, x2)))  # Matrix([[2*x1*x2], [x1**2]])
+    ```
     """
     variables = _check_variables("gradient", variables)
     return sp.Matrix([sp.diff(expr, v) for v in variables])
 
 
 def hessian(expr: sp.Expr, variables: Sequence[sp.Symbol]) -> sp.Matrix:
-    """The Hessian H = ∇²L, an (n, n) `sympy.Matrix`."""
+    """The Hessian H = ∇²L, an (n, n) `sympy.Matrix`.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    x1, x2 = sym.coordinates(2)
+    print(sym.hessian(x1**2 * x2, (x1, x2)))  # Matrix([[2*x2, 2*x1], [2*x1, 0]])
+    ```
+    """
     variables = _check_variables("hessian", variables)
     return sp.hessian(expr, variables)
 
 
 def hessian_gradient(expr: sp.Expr, variables: Sequence[sp.Symbol]) -> sp.Matrix:
-    """H∇L, the quantity that vanishes exactly in a corridor, as an (n, 1) matrix."""
+    """H∇L, the quantity that vanishes exactly in a corridor, as an (n, 1) matrix.
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    xs = sym.coordinates(2)
+    cone = sp.sqrt(xs[0] ** 2 + xs[1] ** 2)             # a corridor away from 0
+    print(sp.simplify(sym.hessian_gradient(cone, xs)))  # Matrix([[0], [0]])
+    ```
+    """
     variables = _check_variables("hessian_gradient", variables)
     return hessian(expr, variables) * gradient(expr, variables)
 
@@ -101,6 +144,16 @@ def third_derivative(
     **Returns:**
 
     An (n, 1) matrix.
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    (x,) = sym.coordinates(1)
+    u = sp.Matrix([2])
+    print(sym.third_derivative(x**3, (x,), u, u))  # Matrix([[24]]): 6·2·2
+    ```
     """
     variables = _check_variables("third_derivative", variables)
     n = len(variables)
@@ -125,7 +178,17 @@ def third_derivative(
 def directional_derivative(
     expr: sp.Expr, variables: Sequence[sp.Symbol], direction: sp.Matrix
 ) -> sp.Expr:
-    """Σ_i direction_i·∂_i expr (a scalar or a matrix expression, entrywise)."""
+    """Σ_i direction_i·∂_i expr (a scalar or a matrix expression, entrywise).
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    x1, x2 = sym.coordinates(2)
+    print(sym.directional_derivative(x1 * x2, (x1, x2), sp.Matrix([1, 1])))  # x1 + x2
+    ```
+    """
     variables = _check_variables("directional_derivative", variables)
     direction = sp.Matrix(direction)
     if isinstance(expr, sp.MatrixBase):
@@ -153,6 +216,15 @@ def instantiate(
     **Returns:**
 
     `expr` with the function replaced and every derivative and substitution evaluated.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    xs = sym.coordinates(2)
+    L = sym.generic_function("L", xs)
+    print(sym.instantiate(sym.gradient(L, xs), L, xs[0] ** 2 + 3 * xs[1], xs))  # Matrix([[2*x1], [3]])
+    ```
     """
     variables = _check_variables("instantiate", variables)
     head = (
@@ -181,6 +253,16 @@ def sample_function(variables: Sequence[sp.Symbol], seed: int = 0) -> sp.Expr:
     **Returns:**
 
     A sympy expression.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    xs = sym.coordinates(2)
+    f = sym.sample_function(xs, seed=1)
+    at_one = sym.hessian_gradient(f, xs).subs({xs[0]: 1, xs[1]: 1})
+    print(float(at_one.norm()) > 0)  # True: far from a corridor
+    ```
     """
     variables = _check_variables("sample_function", variables)
     rng = random.Random(seed)

@@ -166,12 +166,19 @@ class Proof:
     - `method`: how it is established (general, per dimension, ...).
     - `assumptions`: hypotheses and limits, more can be added with `assume`.
 
+    **Example:**
+
     ```python
-    proof = Proof("Lemma 2.8", "d/dt ∇L(θ(t)) = −H∇L", method="symbolic, n = 1..4")
-    proof.vanishes("chain rule, n = 2", residual)
-    proof.close("symbolic H∇L vs corridors.hvp", actual, expected, atol=1e-12)
-    proof.falsification("...", witness="...", found=True)
-    certificate = proof.certificate()
+    import jax.numpy as jnp
+    import sympy as sp
+    from corridors import symbolic as sym
+
+    proof = sym.Proof("Pythagoras", "sin² + cos² = 1", method="symbolic")
+    (x,) = sym.coordinates(1)
+    proof.vanishes("sin² + cos² − 1 = 0", sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1)
+    proof.close("at x = 0.3", jnp.sin(0.3) ** 2 + jnp.cos(0.3) ** 2, 1.0, atol=1e-6)
+    proof.falsification("sin² − cos² = 1", witness="x = 0", found=True)
+    print(proof.certificate().verdict)  # True
     ```
     """
 
@@ -313,6 +320,25 @@ def run_proof(prove: Callable[[], Certificate]) -> int:
     **Returns:**
 
     0 when the certificate's verdict is `True`, else 1.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import sympy as sp
+    from corridors import symbolic as sym
+
+    def prove():
+        proof = sym.Proof("Pythagoras", "sin² + cos² = 1", method="symbolic")
+        (x,) = sym.coordinates(1)
+        proof.vanishes("sin² + cos² − 1 = 0", sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1)
+        proof.close("at x = 0.3", jnp.sin(0.3) ** 2 + jnp.cos(0.3) ** 2, 1.0, atol=1e-6)
+        proof.falsification("sin² − cos² = 1", witness="x = 0", found=True)
+        return proof.certificate()
+
+    exit_code = sym.run_proof(prove)  # prints the report, ending "verdict: PROVED in … s"
+    print(exit_code)  # 0
+    ```
     """
     certificate = prove()
     if not isinstance(certificate, Certificate):

@@ -41,6 +41,13 @@ def rooted_trees(order: int) -> tuple[Tree, ...]:
     **Returns:**
 
     A tuple of trees; a tree is the sorted tuple of its subtrees, `()` a single node.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    print(len(sym.rooted_trees(4)))  # 4: the rooted trees with 4 nodes
+    ```
     """
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise InvalidInputError(
@@ -65,12 +72,28 @@ def rooted_trees(order: int) -> tuple[Tree, ...]:
 
 
 def tree_order(tree: Tree) -> int:
-    """The number of nodes of a rooted tree."""
+    """The number of nodes of a rooted tree.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    print([sym.tree_order(tree) for tree in sym.rooted_trees(3)])  # [3, 3]
+    ```
+    """
     return 1 + sum(tree_order(child) for child in tree)
 
 
 def tree_label(tree: Tree) -> str:
-    """Butcher's bracket notation: "f" for a node, "[f, f]" style for the rest."""
+    """Butcher's bracket notation: "f" for a node, "[f, f]" style for the rest.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    print([sym.tree_label(tree) for tree in sym.rooted_trees(3)])  # ['f^(1)(f^(1)(f))', 'f^(2)(f, f)']
+    ```
+    """
     if not tree:
         return "f"
     return "f^(" + str(len(tree)) + ")(" + ", ".join(map(tree_label, tree)) + ")"

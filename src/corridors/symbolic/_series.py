@@ -58,6 +58,15 @@ def truncate(expr, h: sp.Symbol, order: int):
     **Returns:**
 
     The truncated, expanded expression (or matrix).
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    h = sp.Symbol("h")
+    print(sym.truncate((1 + h) ** 4, h, 2))  # 6*h**2 + 4*h + 1
+    ```
     """
     order = _check_order("truncate", order)
     if isinstance(expr, sp.MatrixBase):
@@ -76,7 +85,17 @@ def truncate(expr, h: sp.Symbol, order: int):
 
 
 def coefficient(expr, h: sp.Symbol, k: int):
-    """The coefficient of h**k of a polynomial in h (matrices entrywise)."""
+    """The coefficient of h**k of a polynomial in h (matrices entrywise).
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    h = sp.Symbol("h")
+    print(sym.coefficient((1 + h) ** 4, h, 3))  # 4
+    ```
+    """
     if isinstance(expr, sp.MatrixBase):
         return expr.applyfunc(lambda e: coefficient(e, h, k))
     return sp.expand(expr).coeff(h, k)
@@ -156,7 +175,17 @@ class _JetSymbols:
 
 
 def lie_derivative(field: sp.Matrix, variables: Sequence[sp.Symbol], expr):
-    """(f·∇)expr = Σ_i f_i ∂expr/∂x_i, entrywise for matrices."""
+    """(f·∇)expr = Σ_i f_i ∂expr/∂x_i, entrywise for matrices.
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    x1, x2 = sym.coordinates(2)
+    print(sym.lie_derivative(sp.Matrix([x2, -x1]), (x1, x2), x1**2 + x2**2))  # 0: a rotation keeps the radius
+    ```
+    """
     variables = _check_variables("lie_derivative", variables)
     field = _column("lie_derivative", "field", field, len(variables))
     if isinstance(expr, sp.MatrixBase):
@@ -189,6 +218,16 @@ def flow_series(
     **Returns:**
 
     An (n, 1) matrix φ_time(x) + O(h^(order+1)).
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    (x,) = sym.coordinates(1)
+    h = sp.Symbol("h")
+    print(sym.flow_series(sp.Matrix([-x]), (x,), h, 3))  # Matrix([[-h**3*x1/6 + h**2*x1/2 - h*x1 + x1]])
+    ```
     """
     time = h if time is None else sp.sympify(time)
     if sp.simplify(time / h).has(h) or time == 0:
@@ -231,6 +270,16 @@ def taylor_shift(
     **Returns:**
 
     Σ_m (1/m!)·D^m expr(x)[shift, …, shift], truncated at h**order.
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    (x,) = sym.coordinates(1)
+    h = sp.Symbol("h")
+    print(sym.taylor_shift(x**3, (x,), sp.Matrix([h]), h, 2))  # 3*h**2*x1 + 3*h*x1**2 + x1**3
+    ```
     """
     variables = _check_variables("taylor_shift", variables)
     order = _check_order("taylor_shift", order)
@@ -256,7 +305,18 @@ def taylor_shift(
 
 
 def gd_step(loss: sp.Expr, variables: Sequence[sp.Symbol], h: sp.Symbol) -> sp.Matrix:
-    """One gradient-descent step x − h∇L(x), an (n, 1) matrix."""
+    """One gradient-descent step x − h∇L(x), an (n, 1) matrix.
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    xs = sym.coordinates(2)
+    h = sp.Symbol("h")
+    print(sym.gd_step(xs[0] ** 2 + xs[1], xs, h))  # Matrix([[-2*h*x1 + x1], [-h + x2]])
+    ```
+    """
     variables = _check_variables("gd_step", variables)
     return sp.Matrix(variables) - h * gradient(loss, variables)
 
@@ -286,6 +346,17 @@ def rk_step_series(
     **Returns:**
 
     An (n, 1) matrix.
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    (x,) = sym.coordinates(1)
+    h = sp.Symbol("h")
+    a, b = sp.Matrix([[0, 0], [1, 0]]), sp.Matrix([[sp.Rational(1, 2), sp.Rational(1, 2)]])  # Heun
+    print(sym.rk_step_series(sp.Matrix([-x]), (x,), h, 3, a, b))  # Matrix([[h**2*x1/2 - h*x1 + x1]])
+    ```
     """
     variables = _check_variables("rk_step_series", variables)
     order = _check_order("rk_step_series", order)

@@ -50,6 +50,14 @@ def symbolic_tableau(stages: int, *, consistent: bool = True) -> SymbolicTableau
     **Returns:**
 
     A [`corridors.symbolic.SymbolicTableau`][] with symbols a_ij (i > j) and b_i.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    tableau = sym.symbolic_tableau(2)
+    print(tableau.a, tableau.b)  # Matrix([[0, 0], [a21, 0]]) Matrix([[b1, 1 - b1]])
+    ```
     """
     if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
         raise InvalidInputError(
@@ -102,6 +110,13 @@ def named_tableau(name: str) -> SymbolicTableau:
     """The exact (rational) tableau of "euler", "midpoint", "heun", "ralston" or "rk4".
 
     These are the methods `corridors.runge_kutta` accepts by name.
+
+    **Example:**
+
+    ```python
+    from corridors import symbolic as sym
+    print(sym.named_tableau("heun").b)  # Matrix([[1/2, 1/2]])
+    ```
     """
     if name not in _NAMED:
         raise InvalidInputError(
@@ -128,6 +143,16 @@ def butcher_tableau(
 
     A `diffrax.ButcherTableau` (no error estimate: `b_error` is zero), usable as
     `corridors.runge_kutta(..., tableau=...)`. diffrax itself refuses Σ b_i ≠ 1.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+    from corridors import symbolic as sym
+    tableau = sym.butcher_tableau(sym.named_tableau("heun"))
+    print(cr.runge_kutta(lambda th: jnp.sum(th**2), jnp.ones(2), 0.1, 3, tableau=tableau).shape)  # (4, 2)
+    ```
     """
     if tableau.stages < 2:
         raise InvalidInputError(

@@ -43,6 +43,15 @@ def is_zero(expr: Any, *, methods: tuple[str, ...] | None = None) -> tuple[bool,
 
     `(holds, how)`: whether every entry vanished, and the strongest method needed
     ("literal" if nothing was needed, "failed" if some entry did not vanish).
+
+    **Example:**
+
+    ```python
+    import sympy as sp
+    from corridors import symbolic as sym
+    (x,) = sym.coordinates(1)
+    print(sym.is_zero(sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1))  # (True, 'simplify')
+    ```
     """
     methods = _DEFAULT if methods is None else tuple(methods)
     unknown = [m for m in methods if m not in _SIMPLIFIERS]

@@ -64,7 +64,15 @@ def proofs_directory(directory: str | pathlib.Path | None = None) -> pathlib.Pat
 
 
 def discover(directory: str | pathlib.Path | None = None) -> list[pathlib.Path]:
-    """The proof scripts in `directory` (see `proofs_directory`), sorted by name."""
+    """The proof scripts in `directory` (see `proofs_directory`), sorted by name.
+
+    **Example:**
+
+    ```python
+    from corridors.symbolic.run_all import discover
+    print("lemma_2_8" in [path.stem for path in discover()])  # True
+    ```
+    """
     folder = proofs_directory(directory)
     return sorted(
         path
@@ -117,6 +125,16 @@ def run_all(
 
     `(script name, certificate)` pairs, in statement order. A script that raises
     gives a certificate whose verdict is `False`.
+
+    **Example:**
+
+    ```python
+    import jax
+    jax.config.update("jax_enable_x64", True)  # the cross-checks run in float64
+    from corridors.symbolic.run_all import run_all
+    ((name, certificate),) = run_all(names=["chebyshev"])
+    print(name, certificate.verdict)  # chebyshev True
+    ```
     """
     paths = discover(directory)
     if names:

@@ -184,3 +184,19 @@ def test_every_public_function_has_an_example():
     assert not LACKING_AN_EXAMPLE - lacking, (
         "these have one now: drop them from the list"
     )
+
+
+TEST_COMMAND = (
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' "
+    "&& python -m pytest -n 2"
+)
+
+
+def test_the_readme_test_command_is_what_ci_runs_first():
+    assert TEST_COMMAND in (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
+    assert commands[0] == TEST_COMMAND

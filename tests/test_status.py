@@ -77,9 +77,7 @@ def test_measure_drift_reports_a_nan_loss_at_finite_iterates():
 
 def test_sweep_drift_status():
     args = (jnp.eye(2) * 100.0, jnp.zeros(2))
-    sweep = cr.sweep_drift(
-        quadratic, jnp.ones(2), [1.0, 0.5], 200.0, args, throw=False
-    )
+    sweep = cr.sweep_drift(quadratic, jnp.ones(2), [1.0, 0.5], 200.0, args, throw=False)
     assert sweep.result == cr.RESULTS.diverged
     with pytest.raises(eqx.EquinoxRuntimeError, match="sweep_drift: The iterates"):
         cr.sweep_drift(quadratic, jnp.ones(2), [1.0, 0.5], 200.0, args)

@@ -112,7 +112,7 @@ def assert_tree_allclose(
         return
     _, name, index, a_value, e_value, allowed = worst
     with np.errstate(invalid="ignore", over="ignore"):
-        gap = abs(float(a_value) - float(e_value))
+        gap = abs(complex(a_value) - complex(e_value))
     where = f"leaf {name}" + (
         f" at index {tuple(int(i) for i in index)}" if index else ""
     )

@@ -7,8 +7,10 @@ convention catches it. The same check on a traced value becomes an `equinox.erro
 which raises when the compiled code runs. Either way the user never gets a silent NaN.
 """
 
+import functools
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -40,9 +42,29 @@ def known(flag: Any) -> bool | None:
         return None
 
 
-def _refuse(where: str, value: Any, bad: Callable[[], Any], message: str) -> Any:
+def on_host(value: Any) -> bool:
+    """A Python number or NumPy value: checked with NumPy, no device work at all."""
+    return isinstance(value, (int, float, np.ndarray, np.generic)) and not isinstance(
+        value, bool
+    )
+
+
+def _refuse(
+    where: str,
+    value: Any,
+    bad: Callable[[], Any],
+    message: str,
+    host_bad: Callable[[], Any] | None = None,
+) -> Any:
     """Raise `InvalidInputError(message)` if `bad()` is known to be true; tie the check
-    to `value` with `equinox.error_if` if it is traced; else return `value`."""
+    to `value` with `equinox.error_if` if it is traced; else return `value`.
+
+    `host_bad` evaluates the same check with NumPy for a host `value` (no dispatch)."""
+    if host_bad is not None and on_host(value):
+        with np.errstate(invalid="ignore"):
+            if bool(host_bad()):
+                raise InvalidInputError(message)
+        return value
     verdict = known(bad)
     if verdict is None:
         return eqx.error_if(value, bad(), message)
@@ -60,20 +82,25 @@ def float_dtype(params: Any):
 
 
 def as_float_params(where: str, params: Any, name: str = "params0") -> Any:
-    """Convert every leaf to a floating JAX array, refusing empty or integer pytrees."""
-    leaves = jax.tree.leaves(params)
+    """Convert every leaf to a floating JAX array, refusing empty or integer pytrees.
+
+    Leaves that already are JAX arrays are kept as they are (no conversion cost).
+    """
+    leaves, treedef = jax.tree.flatten(params)
     if not leaves:
         raise InvalidInputError(
             f"{where}: `{name}` has no array leaves (got {params!r})."
         )
-    for leaf in leaves:
-        dtype = jnp.asarray(leaf).dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
+    arrays = [
+        leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf) for leaf in leaves
+    ]
+    for array in arrays:
+        if not jnp.issubdtype(array.dtype, jnp.floating):
             raise InvalidInputError(
                 f"{where}: every leaf of `{name}` must be a floating-point array, got "
-                f"dtype {dtype}. Cast it, e.g. `jnp.asarray(x, float)`."
+                f"dtype {array.dtype}. Cast it, e.g. `jnp.asarray(x, float)`."
             )
-    return jax.tree.map(jnp.asarray, params)
+    return jax.tree.unflatten(treedef, arrays)
 
 
 def any_nonfinite(tree: Any) -> Array:
@@ -81,6 +108,11 @@ def any_nonfinite(tree: Any) -> Array:
     return jnp.stack(
         [~jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
     ).any()
+
+
+def any_nan(tree: Any) -> Array:
+    """A boolean array: does any leaf of `tree` hold NaN?"""
+    return jnp.stack([jnp.any(jnp.isnan(leaf)) for leaf in jax.tree.leaves(tree)]).any()
 
 
 # Jitted so that on concrete arrays the reduction runs where the arrays live and only
@@ -104,36 +136,76 @@ def check_finite(where: str, name: str, tree: Any, *, tie: Any = None) -> Any:
     )
 
 
+def check_real(where: str, name: str, value: Any, *, scalar: bool = False) -> Any:
+    """Refuse what is not a real number or real array (None, str, bool, complex,
+    object arrays), and with `scalar` anything but a 0-d value, before JAX sees it."""
+    kind = None
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        kind = type(value).__name__
+    else:
+        dtype = getattr(value, "dtype", None)
+        if isinstance(value, (list, tuple)):
+            try:
+                dtype = np.asarray(value).dtype
+            except ValueError:  # ragged
+                dtype = np.dtype(object)
+        if dtype is None:
+            if not isinstance(value, (int, float, np.number)):
+                kind = type(value).__name__
+            elif isinstance(value, complex):
+                kind = "complex"
+        elif not (
+            jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+        ):
+            kind = f"an array of dtype {dtype}"
+    if kind is not None:
+        raise InvalidInputError(
+            f"{where}: `{name}` must be real (a number or an array of real numbers), "
+            f"got {kind} ({value!r:.60})."
+        )
+    if scalar and jnp.ndim(value) != 0:
+        raise InvalidInputError(
+            f"{where}: `{name}` must be a scalar, got shape {jnp.shape(value)}."
+        )
+    return value
+
+
 def check_positive(where: str, name: str, value: Any) -> Any:
-    """Refuse a value ≤ 0 (or non-finite). Works on scalars and arrays."""
+    """Refuse a value ≤ 0 (or non-finite, or not real). Works on scalars and arrays."""
+    check_real(where, name, value)
     shown = f", got {value}" if is_concrete(value) else ""
     return _refuse(
         where,
         value,
         lambda: ~jnp.all(jnp.isfinite(value) & (jnp.asarray(value) > 0)),
         f"{where}: `{name}` must be finite and > 0{shown}.",
+        lambda: not np.all(np.isfinite(value) & (np.asarray(value) > 0)),
     )
 
 
 def check_nonnegative(where: str, name: str, value: Any) -> Any:
-    """Refuse a value < 0 (or non-finite). Works on scalars and arrays."""
+    """Refuse a value < 0 (or non-finite, or not real). Works on scalars and arrays."""
+    check_real(where, name, value)
     shown = f", got {value}" if is_concrete(value) else ""
     return _refuse(
         where,
         value,
         lambda: ~jnp.all(jnp.isfinite(value) & (jnp.asarray(value) >= 0)),
         f"{where}: `{name}` must be finite and ≥ 0{shown}.",
+        lambda: not np.all(np.isfinite(value) & (np.asarray(value) >= 0)),
     )
 
 
 def check_beta(where: str, beta: Any) -> Any:
-    """Refuse a momentum coefficient outside [0, 1)."""
+    """Refuse a momentum coefficient outside [0, 1) (or not real)."""
+    check_real(where, "beta", beta)
     shown = f", got {beta}" if is_concrete(beta) else ""
     return _refuse(
         where,
         beta,
         lambda: ~((jnp.asarray(beta) >= 0) & (jnp.asarray(beta) < 1)),
         f"{where}: `beta` must lie in [0, 1){shown}.",
+        lambda: not np.all((np.asarray(beta) >= 0) & (np.asarray(beta) < 1)),
     )
 
 
@@ -151,8 +223,39 @@ def check_steps(where: str, name: str, n: Any, *, minimum: int = 0) -> int:
     return int(n)
 
 
+def memory_budget() -> int:
+    """Bytes the default device can hold: its allocator limit where it reports one
+    (GPUs), else the machine's physical memory."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # some backends do not implement memory_stats
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_storage(
+    where: str, what: str, count: int, like: Any, copies: int = 1
+) -> None:
+    """Refuse an output of `count` stacked copies of the pytree `like` (times `copies`)
+    that cannot fit in memory, with the figure, before anything is allocated."""
+    per_item = sum(
+        int(np.prod(jnp.shape(leaf))) * jnp.dtype(jnp.result_type(leaf)).itemsize
+        for leaf in jax.tree.leaves(like)
+    )
+    needed, budget = count * per_item * copies, memory_budget()
+    if needed > budget:
+        raise InvalidInputError(
+            f"{where}: {what} needs {needed / 2**30:,.1f} GiB ({count:,} × "
+            f"{per_item:,} bytes{f' × {copies}' if copies > 1 else ''}), more than the "
+            f"{budget / 2**30:,.1f} GiB available; take fewer steps or times."
+        )
+
+
 def check_increasing(where: str, name: str, ts: Any) -> Any:
     """Refuse times that are not a 1-D, finite, strictly increasing array."""
+    check_real(where, name, ts)
     ts = jnp.asarray(ts)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise InvalidInputError(
@@ -187,6 +290,83 @@ def check_leading_axis(where: str, name: str, tree: Any) -> int:
     return lengths.pop()
 
 
+def check_outputs(
+    where: str,
+    outputs: Any,
+    inputs: Sequence[tuple[str, Any]],
+    what: str,
+    *,
+    tie: Any = None,
+) -> Any:
+    """Inside a kernel: an error if `outputs` hold NaN/Inf, saying which input caused it.
+
+    The inputs are only inspected (inside a `lax.cond`) once an output is non-finite,
+    so the common, finite case costs one reduction over `outputs`. The message names
+    the first of `inputs` (name, pytree) that holds NaN/Inf, else says that `what`
+    became non-finite from finite inputs. Returns `tie` (default: `outputs`).
+    """
+    tie = outputs if tie is None else tie
+    inputs = [(name, tree) for name, tree in inputs if floating_leaves(tree)]
+    messages = [f"{where}: `{name}` contains NaN or Inf." for name, _ in inputs]
+    messages.append(
+        f"{where}: {what} became NaN or Inf at finite inputs (is the loss defined, "
+        "and finite, there?)."
+    )
+    bad = any_nonfinite(outputs)
+
+    def culprit():
+        flags = [any_nonfinite(floating_leaves(tree)) for _, tree in inputs]
+        return jnp.argmax(jnp.stack([*flags, jnp.array(True)]))
+
+    index = jax.lax.cond(bad, culprit, lambda: jnp.asarray(len(inputs)))
+    return eqx.branched_error_if(tie, bad, index, messages)
+
+
+def check_args(where: str, args: tuple, tie: Any) -> Any:
+    """Inside a kernel: refuse NaN/Inf in any floating array of `args`, naming it
+    (`args[i]`); returns `tie` with the checks attached."""
+    for name, arg in named_args(args):
+        leaves = floating_leaves(arg)
+        if leaves:
+            tie = check_finite(where, name, leaves, tie=tie)
+    return tie
+
+
+def floating_leaves(tree: Any) -> list:
+    """The floating-point array leaves of `tree` (where NaN/Inf can hide)."""
+    return [
+        leaf
+        for leaf in jax.tree.leaves(tree)
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact)
+    ]
+
+
+def named_args(args: tuple) -> list[tuple[str, Any]]:
+    """`args` as (name, value) pairs for error messages: `args[0]`, `args[1]`, …"""
+    return [(f"args[{i}]", arg) for i, arg in enumerate(args)]
+
+
+def input_errors(kernel: Callable) -> Callable:
+    """Wrap a jitted kernel whose only runtime errors are about its inputs (NaN/Inf
+    found by `check_outputs`): called eagerly, they surface as `InvalidInputError`
+    (a `ValueError` and an `equinox.EquinoxRuntimeError`), as the same bad input
+    checked before the call would."""
+
+    @functools.wraps(kernel)
+    def call(*args, **kwargs):
+        try:
+            return kernel(*args, **kwargs)
+        except eqx.EquinoxRuntimeError as error:
+            if isinstance(error, InvalidInputError):
+                raise
+            # equinox keeps the bare message of the check that fired (its own error
+            # text adds a stack dump and debugging advice); fall back to the text.
+            info = getattr(eqx._jit, "last_error_info", None)
+            raise InvalidInputError(info[0] if info else str(error)) from None
+
+    return call
+
+
 def check_same_structure(where: str, name_a: str, a: Any, name_b: str, b: Any) -> None:
     """Refuse two pytrees that differ in structure or in any leaf's shape."""
     struct_a, struct_b = jax.tree.structure(a), jax.tree.structure(b)
@@ -204,11 +384,19 @@ def check_same_structure(where: str, name_a: str, a: Any, name_b: str, b: Any) -
 
 
 def checked_params(
-    where: str, loss: Callable, params: Any, args: tuple, name: str = "params0"
+    where: str,
+    loss: Callable,
+    params: Any,
+    args: tuple,
+    name: str = "params0",
+    *,
+    finite: bool = True,
 ) -> Any:
     """The checks every public function starts with; returns the params as arrays.
 
-    A callable `loss`, a tuple `args`, floating leaves, no NaN/Inf.
+    A callable `loss`, a tuple `args`, floating leaves, and (with `finite`) no NaN/Inf.
+    Pass `finite=False` where the jitted kernel checks values itself
+    (`check_outputs`), so a concrete call costs no device round trip before it runs.
     """
     if not callable(loss):
         raise InvalidInputError(
@@ -220,7 +408,7 @@ def checked_params(
             f"{type(args).__name__}; write `args=(x,)` for a single one."
         )
     params = as_float_params(where, params, name)
-    return check_finite(where, name, params)
+    return check_finite(where, name, params) if finite else params
 
 
 def traced_floats(args: tuple) -> tuple:

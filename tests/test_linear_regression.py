@@ -28,7 +28,7 @@ def _loss_moment(model, mean, second):
 def _weak_errors(model, order, *, replacement=True):
     norm_errors, loss_errors = [], []
     for lr in LRS:
-        k = int(round(HORIZON / lr))
+        k = round(HORIZON / lr)
         sgd = model.sgd_moments(k, lr, BATCH, replacement=replacement)
         sme = model.sme_moments(k * lr, lr, BATCH, order, replacement=replacement)
         norm_errors.append(abs(float(jnp.trace(sgd[1]) - jnp.trace(sme[1]))))
@@ -125,7 +125,7 @@ def test_float32(model):
     )
     mean, second = model32.sme_moments(1.0, 0.05, BATCH, 2)
     assert mean.dtype == jnp.float32 and second.dtype == jnp.float32
-    mean64, second64 = LinearRegression(model.features, model.targets).sme_moments(
+    _mean64, second64 = LinearRegression(model.features, model.targets).sme_moments(
         1.0, 0.05, BATCH, 2
     )
     np.testing.assert_allclose(second, second64, rtol=1e-4, atol=1e-5)

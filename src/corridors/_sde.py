@@ -10,6 +10,7 @@ where c·Σ is the covariance of one batch gradient: c = 1/B when the batch is d
 replacement, c = (N − B)/(B(N − 1)) without (so c = 0 at B = N: no noise).
 """
 
+import itertools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -66,7 +67,7 @@ def paths_from(ts: Array, params: PyTree, loss: Array, stats: dict, result) -> P
     """Assemble a `Paths` from stacked params `(n_paths, len(ts), ...)` and losses."""
     mean = jax.tree.map(lambda x: x.mean(0), params)
     variance = sum(
-        jnp.sum((x - m[None]).reshape(x.shape[:2] + (-1,)) ** 2, -1).mean(0)
+        jnp.sum((x - m[None]).reshape((*x.shape[:2], -1)) ** 2, -1).mean(0)
         for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(mean), strict=True)
     )
     return Paths(ts, params, loss, loss.mean(0), mean, variance, stats, result)
@@ -267,7 +268,7 @@ def sgd_sde(
     # Every interval between save times is cut into equal steps no longer than dt.
     pieces = [
         np.linspace(a, b, max(1, math.ceil((b - a) / dt - 1e-9)) + 1)[:-1]
-        for a, b in zip(ts_np[:-1], ts_np[1:], strict=True)
+        for a, b in itertools.pairwise(ts_np)
     ]
     grid = jnp.asarray(np.concatenate([*pieces, ts_np[-1:]]), dtype)
     c = noise_scale(n, batch_size, bool(replacement))

@@ -49,7 +49,7 @@ def _values(paths: Paths, f) -> Array:
             return paths.loss
         if f == "norm2":
             return sum(
-                jnp.sum(x.reshape(x.shape[:2] + (-1,)) ** 2, -1)
+                jnp.sum(x.reshape((*x.shape[:2], -1)) ** 2, -1)
                 for x in jax.tree.leaves(paths.params)
             )
         raise InvalidInputError(

@@ -70,21 +70,25 @@ def main():
     steps = round(1.0 / LR)
     common = dict(batch_size=BATCH, key=jax.random.key(1))
     fns = {
-        "SGD, 10 steps (baseline)": lambda: cr.sgd_paths(
-            loss, params0, LR, data, n_steps=steps, n_paths=1, **common
-        ).params,
-        "SME, Heun (default)": lambda: cr.sgd_sde(
-            loss, params0, ts, LR, data, **common
-        ).params,
-        "SME, Euler–Maruyama": lambda: cr.sgd_sde(
-            loss, params0, ts, LR, data, solver=diffrax.Euler(), **common
-        ).params,
-        "SME, Heun, noise_examples=256": lambda: cr.sgd_sde(
-            loss, params0, ts, LR, data, noise_examples=256, **common
-        ).params,
-        f"SME, Heun, {PATHS} paths vmapped": lambda: cr.sgd_sde(
-            loss, params0, ts, LR, data, n_paths=PATHS, **common
-        ).params,
+        "SGD, 10 steps (baseline)": lambda: (
+            cr.sgd_paths(
+                loss, params0, LR, data, n_steps=steps, n_paths=1, **common
+            ).params
+        ),
+        "SME, Heun (default)": lambda: (
+            cr.sgd_sde(loss, params0, ts, LR, data, **common).params
+        ),
+        "SME, Euler–Maruyama": lambda: (
+            cr.sgd_sde(
+                loss, params0, ts, LR, data, solver=diffrax.Euler(), **common
+            ).params
+        ),
+        "SME, Heun, noise_examples=256": lambda: (
+            cr.sgd_sde(loss, params0, ts, LR, data, noise_examples=256, **common).params
+        ),
+        f"SME, Heun, {PATHS} paths vmapped": lambda: (
+            cr.sgd_sde(loss, params0, ts, LR, data, n_paths=PATHS, **common).params
+        ),
     }
     first = {name: clock(fn) for name, fn in fns.items()}
     warm = warm_times(fns, repeats=args.repeats, budget=0.5)
@@ -109,13 +113,18 @@ def main():
     expected = 40 * n / BATCH
     ratio = warm["SME, Heun (default)"] / base
     print(f"counted arithmetic 40·N/B = {expected:,.0f}; measured {ratio:,.0f}×:")
-    print("overhead over the count:", f"{ratio / expected:.2f}×",
-          verdict(ratio / expected, OVERHEAD_TARGET, at_most=True))
+    print(
+        "overhead over the count:",
+        f"{ratio / expected:.2f}×",
+        verdict(ratio / expected, OVERHEAD_TARGET, at_most=True),
+    )
     speedup = warm["SME, Heun (default)"] / (
         warm[f"SME, Heun, {PATHS} paths vmapped"] / PATHS
     )
-    print(f"vmapped speed-up per path: {speedup:.2f}×",
-          verdict(speedup, VMAP_TARGET, at_most=False))
+    print(
+        f"vmapped speed-up per path: {speedup:.2f}×",
+        verdict(speedup, VMAP_TARGET, at_most=False),
+    )
 
 
 if __name__ == "__main__":

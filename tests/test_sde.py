@@ -9,6 +9,8 @@ import pytest
 import corridors as cr
 from corridors.landscapes import LinearRegression
 
+from .helpers import RUNTIME_ERRORS
+
 # 99.9% two-sided normal quantile: a Monte Carlo mean farther than this many standard
 # errors from the exact value is a bug, not bad luck (the keys are fixed anyway).
 Z = 3.29
@@ -186,3 +188,52 @@ def test_weak_error_checks_times(model):
     np.testing.assert_allclose(
         norm2.mean_sgd, jnp.mean(jnp.sum(runs.params**2, -1), 0), rtol=1e-12
     )
+
+
+@pytest.mark.slow
+def test_float32_paths_match_exact_moments(model):
+    # The defaults (dt = lr/4, the Brownian tree's tolerance dt/8) fit float32.
+    lr, t, batch = 0.3, 1.2, 1
+    features, targets = (x.astype(jnp.float32) for x in model.data)
+    model32 = LinearRegression(
+        features, targets, params0=model.params0.astype(jnp.float32)
+    )
+    paths = cr.sgd_sde(
+        model32.example_loss,
+        model32.params0,
+        jnp.array([0.0, t]),
+        lr,
+        model32.data,
+        batch_size=batch,
+        key=jax.random.key(5),
+        n_paths=4000,
+        order=2,
+    )
+    runs = cr.sgd_paths(
+        model32.example_loss,
+        model32.params0,
+        lr,
+        model32.data,
+        batch_size=batch,
+        n_steps=4,
+        key=jax.random.key(6),
+        n_paths=4000,
+    )
+    assert paths.params.dtype == jnp.float32 and runs.params.dtype == jnp.float32
+    _, second = model.sme_moments(t, lr, batch, 2)
+    _within(jnp.sum(paths.params[:, -1] ** 2, -1), jnp.trace(second), "SME float32")
+    _, second = model.sgd_moments(4, lr, batch)
+    _within(jnp.sum(runs.params[:, -1] ** 2, -1), jnp.trace(second), "SGD float32")
+
+
+def test_diverging_paths_raise_or_report(model):
+    # lr = 5 is far beyond 2/λ_max: every path overflows.
+    options = dict(
+        batch_size=2, n_steps=400, key=jax.random.key(0), n_paths=2, every=400
+    )
+    with pytest.raises(RUNTIME_ERRORS, match="sgd_paths: The iterates diverged"):
+        cr.sgd_paths(model.example_loss, model.params0, 5.0, model.data, **options)
+    runs = cr.sgd_paths(
+        model.example_loss, model.params0, 5.0, model.data, throw=False, **options
+    )
+    assert bool(jnp.all(runs.result == cr.RESULTS.diverged))

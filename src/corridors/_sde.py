@@ -359,7 +359,7 @@ def _sgd_sde(
             grid[0],
             grid[-1],
             tol,
-            (noise_data_size(noise_data),),
+            (jax.tree.leaves(noise_data)[0].shape[0],),
             bm_key,
             levy_area=levy,
         )
@@ -389,10 +389,6 @@ def _sgd_sde(
     params, losses, num_steps, result = jax.vmap(one_path)(keys)
     paths = paths_from(ts, params, losses, {"num_steps": num_steps}, result)
     return finish(where, paths, _worst(result), throw)
-
-
-def noise_data_size(noise_data: PyTree) -> int:
-    return jax.tree.leaves(noise_data)[0].shape[0]
 
 
 def _worst(result: RESULTS) -> RESULTS:

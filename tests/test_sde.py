@@ -30,7 +30,9 @@ def _within(samples, exact, label):
     assert np.all(np.abs(mean - exact) <= Z * stderr + 1e-12), (label, mean, exact)
 
 
-@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize(
+    "replacement", [True, pytest.param(False, marks=pytest.mark.slow)]
+)
 def test_sgd_paths_match_exact_moments(model, replacement):
     lr, k, batch = 0.3, 12, 2
     runs = cr.sgd_paths(

@@ -129,11 +129,11 @@ def test_per_batch_regularizer_is_the_stratonovich_drift_of_the_sme():
             )(data)
             return jnp.sqrt(lr / n) * (grads[j] - grads.mean(0))
 
-        correction = sum(
-            0.5
-            * jax.jvp(lambda th, j=j: column(th, j), (params,), (column(params, j),))[1]
-            for j in range(n)
-        )
+        def product(j, params=params, column=column):
+            tangent = column(params, j)
+            return jax.jvp(lambda th: column(th, j), (params,), (tangent,))[1]
+
+        correction = 0.5 * jax.vmap(product)(jnp.arange(n)).sum(0)
         reg = cr.sgd_regularizers(
             lambda th, *batch, fn=fn: fn(th, batch if len(batch) > 1 else batch[0]),
             params,

@@ -38,7 +38,9 @@ def _weak_errors(model, order, *, replacement=True):
     return norm_errors, loss_errors
 
 
-@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize(
+    "replacement", [True, pytest.param(False, marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("order", [1, 2])
 def test_exact_weak_order(model, order, replacement):
     # Both test functions, E‖θ‖² and E L(θ), at the fixed horizon T = 1.

@@ -228,6 +228,7 @@ def test_float32_paths_match_exact_moments(model):
     _within(jnp.sum(runs.params[:, -1] ** 2, -1), jnp.trace(second), "SGD float32")
 
 
+@pytest.mark.slow
 def test_diverging_paths_raise_or_report(model):
     # lr = 5 is far beyond 2/λ_max: every path overflows.
     options = dict(

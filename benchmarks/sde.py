@@ -14,7 +14,7 @@ no more than 2× overhead from diffrax, the Brownian tree and the vmaps over exa
 Euler–Maruyama (Itô, no correction: ≈ 2N per step) is shown for comparison, and
 `noise_examples=256` (the diffusion from a subset; the drift's correction too).
 
-Paths per second: 64 paths vmapped in one call vs one path; the TARGET is that
+Paths per second: 8 paths vmapped in one call vs one path; the TARGET is that
 vmapping costs no more per path than a single path (≥ 1× speed-up).
 
 Run: `python benchmarks/sde.py [--quick]`.
@@ -30,7 +30,7 @@ import corridors as cr
 from _harness import parse_args, print_header, print_table, seconds, verdict
 from _timing import clock, warm_times
 
-LR, BATCH, PATHS = 0.1, 32, 64
+LR, BATCH, PATHS = 0.1, 32, 8
 OVERHEAD_TARGET = 2.0
 VMAP_TARGET = 1.0
 

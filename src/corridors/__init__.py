@@ -17,7 +17,10 @@ from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
 from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
 from ._paths import path_geometry
 from ._results import RESULTS
+from ._sde import Paths, sgd_sde
+from ._sgd_paths import sgd_paths
 from ._steppers import gd, momentum, runge_kutta, sgd
+from ._weak_error import WeakError, weak_error
 
 __version__ = "0.1.0"
 
@@ -28,8 +31,10 @@ __all__ = [
     "Flow",
     "InvalidInputError",
     "MethodInfo",
+    "Paths",
     "SGDRegularizers",
     "SweepDrift",
+    "WeakError",
     "corridor_score",
     "drift_order",
     "gd",
@@ -45,12 +50,15 @@ __all__ = [
     "predicted_step_drift",
     "runge_kutta",
     "sgd",
+    "sgd_paths",
     "sgd_regularizers",
+    "sgd_sde",
     "sharpness",
     "sweep_drift",
     "symbolic",
     "testing",
     "train",
+    "weak_error",
 ]
 
 

@@ -20,6 +20,7 @@ from ._cylinder import CylinderCone
 from ._deep_linear import DeepLinear
 from ._glued import GluedCorridor
 from ._linear import Linear
+from ._linear_regression import LinearRegression
 from ._mlp import MLPRegression
 from ._quadratic import Quadratic
 from ._rosenbrock import Rosenbrock
@@ -34,6 +35,7 @@ __all__ = [
     "DeepLinear",
     "GluedCorridor",
     "Linear",
+    "LinearRegression",
     "MLPRegression",
     "Minimum",
     "NoExactFlowError",

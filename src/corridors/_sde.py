@@ -1,0 +1,401 @@
+"""SGD's stochastic modified equation (SME) as a diffrax SDE: `sgd_sde` and `Paths`.
+
+With per-example losses ℓᵢ, the full-batch loss L = (1/N)Σℓᵢ, gᵢ = ∇ℓᵢ and the
+per-example gradient covariance Σ = (1/N)Σ(gᵢ − ḡ)(gᵢ − ḡ)ᵀ, SGD with step h and batch
+size B is modelled (Li, Tai & E, 2017; 2019, Thm 3) by the Itô SDE in flow time t = k·h
+
+    dΘ = −∇(L + p·(h/4)‖∇L‖²)(Θ) dt + √(h·c) Σ(Θ)^{1/2} dW,      p = order − 1,
+
+where c·Σ is the covariance of one batch gradient: c = 1/B when the batch is drawn with
+replacement, c = (N − B)/(B(N − 1)) without (so c = 0 at B = N: no noise).
+"""
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from ._checks import (
+    InvalidInputError,
+    check_finite,
+    check_increasing,
+    check_leading_axis,
+    check_loss,
+    check_steps,
+    checked_params,
+    finite_scalar_or_raise,
+    float_dtype,
+)
+from ._results import RESULTS, as_result, finish
+
+
+class Paths(eqx.Module):
+    """Sample paths of SGD or of its SME, saved at common flow times.
+
+    **Fields:**
+
+    - `ts`: flow times, shape `(len(ts),)` (k·lr for SGD step k).
+    - `params`: a pytree like `params0`, every leaf with leading axes `(n_paths, len(ts))`.
+    - `loss`: the full-batch loss along every path, shape `(n_paths, len(ts))`.
+    - `mean_loss`: its mean over paths, shape `(len(ts),)`.
+    - `mean_params`: the mean over paths, a pytree with leading axis `len(ts)`.
+    - `variance`: the total variance over paths, E‖θ − Eθ‖² (all leaves), `(len(ts),)`.
+    - `stats`: solver statistics (`num_steps` per path) for the SME; empty for SGD.
+    - `result`: a [`corridors.RESULTS`][] item (one per path), `successful` unless a
+      path turned non-finite (seen only with `throw=False`).
+    """
+
+    ts: Float[Array, " times"]
+    params: PyTree
+    loss: Float[Array, "paths times"]
+    mean_loss: Float[Array, " times"]
+    mean_params: PyTree
+    variance: Float[Array, " times"]
+    stats: dict
+    result: RESULTS
+
+
+def paths_from(ts: Array, params: PyTree, loss: Array, stats: dict, result) -> Paths:
+    """Assemble a `Paths` from stacked params `(n_paths, len(ts), ...)` and losses."""
+    mean = jax.tree.map(lambda x: x.mean(0), params)
+    variance = sum(
+        jnp.sum((x - m[None]).reshape((*x.shape[:2], -1)) ** 2, -1).mean(0)
+        for x, m in zip(jax.tree.leaves(params), jax.tree.leaves(mean), strict=True)
+    )
+    return Paths(ts, params, loss, loss.mean(0), mean, variance, stats, result)
+
+
+# ------------------------------------------------------------------ shared input checks
+
+
+def checked_data(where: str, data: Any, batch_size: Any) -> tuple[Any, int, int]:
+    """(data as arrays, N, batch size): a common leading example axis, finite values,
+    and 1 ≤ batch_size ≤ N."""
+    if not jax.tree.leaves(data):
+        raise InvalidInputError(f"{where}: `data` has no array leaves (got {data!r}).")
+    data = jax.tree.map(jnp.asarray, data)
+    for leaf in jax.tree.leaves(data):
+        if leaf.ndim == 0:
+            raise InvalidInputError(
+                f"{where}: every leaf of `data` needs a leading example axis; got a "
+                "scalar. Pass e.g. `(features, targets)` with shapes (N, ...) and (N,)."
+            )
+    n = check_leading_axis(where, "data", data)
+    data = check_finite(where, "data", data)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise InvalidInputError(
+            f"{where}: `batch_size` must be an int, got {batch_size!r}."
+        )
+    if not 1 <= batch_size <= n:
+        raise InvalidInputError(
+            f"{where}: `batch_size` must lie in [1, N] = [1, {n}] (N = examples in "
+            f"`data`), got {batch_size}."
+        )
+    return data, n, int(batch_size)
+
+
+def noise_scale(n: int, batch_size: int, replacement: bool) -> float:
+    """c such that Cov(batch gradient) = c·Σ."""
+    if replacement:
+        return 1.0 / batch_size
+    return 0.0 if n == 1 else (n - batch_size) / (batch_size * (n - 1))
+
+
+def check_key(where: str, key: Any) -> Array:
+    """A JAX PRNG key (typed or raw uint32[2])."""
+    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    if not (typed and key.ndim == 0) and not (
+        key.dtype == jnp.uint32 and key.shape == (2,)
+    ):
+        raise InvalidInputError(
+            f"{where}: `key` must be one JAX PRNG key, e.g. `jax.random.key(0)`."
+        )
+    return key
+
+
+def example(data: PyTree, i: Array) -> PyTree:
+    """Example i as a batch of one (leading axis 1)."""
+    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, i, 1), data)
+
+
+def full_loss(loss: Callable, params: PyTree, data: PyTree) -> Array:
+    """L = mean over examples of `loss(params, example_i)`."""
+    per = lambda ex: loss(params, jax.tree.map(lambda x: x[None], ex))  # noqa: E731
+    return jax.vmap(per)(data).mean()
+
+
+# --------------------------------------------------------------------------- sgd_sde
+
+
+def sgd_sde(
+    loss: Callable,
+    params0: PyTree,
+    ts: Any,
+    lr: float,
+    data: Any,
+    *,
+    batch_size: int,
+    order: int = 1,
+    key: PRNGKeyArray,
+    n_paths: int = 1,
+    replacement: bool = True,
+    solver: diffrax.AbstractSolver | None = None,
+    dt: float | None = None,
+    noise_examples: int | None = None,
+    throw: bool = True,
+) -> Paths:
+    """Sample paths of SGD's stochastic modified equation (SME), solved with diffrax.
+
+    The SME of SGD with learning rate h = `lr` and batch size B, in flow time t = k·h:
+
+        dΘ = −∇(L + p·(h/4)‖∇L‖²) dt + √(h·c) Σ^{1/2} dW,   p = 0 (order 1), 1 (order 2),
+
+    L the full-batch loss, Σ the covariance of one example's gradient and c = 1/B with
+    replacement, (N − B)/(B(N − 1)) without. This is Li, Tai & E's order-2 SME (ICML
+    2017, Thm 1; JMLR 2019, Thm 3): the order-2 correction is in the drift only — the
+    diffusion's own correction is O(h^{3/2}) in the step and does not enter the O(h²)
+    weak error (the step's second moment h²(ggᵀ + cΣ) is matched already).
+
+    Σ is never formed: with G the N × n matrix of centred per-example gradients,
+    Σ^{1/2}dW = (1/√N)·Gᵀ dW_N for an N-dimensional Brownian motion W_N
+    (`diffrax.ControlTerm` over a `diffrax.VirtualBrownianTree`, one key per path; the
+    paths are `jax.vmap`-ed).
+
+    **Solver.** The default, `diffrax.Heun()`, solves the equivalent Stratonovich SDE,
+    whose drift gains −½Σⱼ(∂σⱼ)σⱼ = −∇((h·c/4)·tr Σ) — the gradient of the per-batch
+    regularizer of [`corridors.sgd_regularizers`][]. The noise is small (σ ∝ √h), and
+    for small noise a scheme's weak error is O(dt^q + h·dt) with q its deterministic
+    order (Milstein & Tretyakov): Heun (q = 2) gives O(dt² + h·dt), while
+    Euler–Maruyama (q = 1, Itô, `diffrax.Euler()`) gives O(dt), too coarse for the
+    order-2 SME unless dt ≪ h². No diffrax solver has weak order 2 for general
+    (non-commutative) noise, so Heun is the cheapest with the right small-noise error.
+    Any `diffrax.AbstractItoSolver` is given the Itô form; any other solver the
+    Stratonovich form.
+
+    **Step size.** `dt` defaults to h/4: the solver's error, O(h·dt) = O(h²/4), is then
+    far below the order-1 model error O(h) but of the same order in h as the order-2
+    one, only with a 4× smaller factor — pass h/8 or h/16 when the order-2 SME is
+    compared with SGD at high precision. `dt` must be ≤ h/2: then dt times
+    the drift's curvature λ + (h/2)λ² stays inside the explicit solvers' stability
+    interval [0, 2] whenever h·λ ≤ 2, i.e. wherever GD with step h is stable.
+
+    **Arguments:**
+
+    - `loss`: `loss(params, batch) -> scalar`, the mean loss over `batch`, a pytree
+      like `data` with a leading example axis. The full-batch loss L is the mean of
+      the per-example losses `loss(params, example_i)`.
+    - `params0`: the initial point, any pytree of floating arrays.
+    - `ts`: increasing flow times to save at; the paths start at `ts[0]`.
+    - `lr`: the learning rate h > 0 (a concrete number: it sets the time grid).
+    - `data`: a pytree of arrays sharing a leading axis of N examples.
+    - `batch_size`: B, an int in [1, N].
+    - `order`: 1 or 2, the weak order of the SME as a model of SGD.
+    - `key`: a JAX PRNG key.
+    - `n_paths`: the number of independent paths.
+    - `replacement`: whether the modelled SGD draws its batch with replacement (the
+      convention of [`corridors.sgd_paths`][]).
+    - `solver`: a diffrax solver (default `diffrax.Heun()`, see above).
+    - `dt`: the fixed step in flow time (default h/4; must be ≤ h/2).
+    - `noise_examples`: for large N, build Σ^{1/2} from a random subset of this many
+      examples (drawn once per path, without replacement) instead of all N: the
+      diffusion then costs M per-example gradients per evaluation, and Σ is replaced
+      by the subset's covariance (unbiased up to the factor (M − 1)/M). The drift
+      always uses all N examples.
+    - `throw`: raise if a path turns non-finite; with `False`, report it in `.result`.
+
+    **Returns:**
+
+    A [`corridors.Paths`][] with the paths at `ts`, their full-batch losses, mean loss,
+    mean params and variance, `stats["num_steps"]` and `.result`.
+
+    **Example:**
+
+    ```python
+    import jax, jax.numpy as jnp
+    import corridors as cr
+
+    xs = jnp.linspace(-1.0, 1.0, 8)[:, None]
+    data = (xs, 2.0 * xs[:, 0])
+    loss = lambda w, batch: 0.5 * jnp.mean((batch[0] @ w - batch[1]) ** 2)
+    paths = cr.sgd_sde(loss, jnp.zeros(1), jnp.linspace(0.0, 1.0, 5), 0.1, data,
+                       batch_size=2, key=jax.random.key(0), n_paths=64)
+    print(paths.params.shape)  # (64, 5, 1)
+    ```
+    """
+    where = "sgd_sde"
+    params0 = checked_params(where, loss, params0, ())
+    dtype = float_dtype(params0)
+    data, n, batch_size = checked_data(where, data, batch_size)
+    h = finite_scalar_or_raise(where, "lr", lr)
+    if h <= 0:
+        raise InvalidInputError(f"{where}: `lr` must be > 0, got {h}.")
+    if order not in (1, 2) or isinstance(order, bool):
+        raise InvalidInputError(f"{where}: `order` must be 1 or 2, got {order!r}.")
+    ts = check_increasing(where, "ts", jnp.asarray(ts, dtype))
+    ts_np = np.asarray(ts, dtype=float)
+    if dt is None:
+        dt = h / 4
+    dt = finite_scalar_or_raise(where, "dt", dt)
+    if not 0 < dt <= h / 2:
+        raise InvalidInputError(
+            f"{where}: `dt` must lie in (0, lr/2] = (0, {h / 2:g}], got {dt:g}: the "
+            "explicit solver is stable on the SME's drift only for dt ≤ lr/2 (and the "
+            "SME resolves SGD only below one step)."
+        )
+    n_paths = check_steps(where, "n_paths", n_paths, minimum=1)
+    key = check_key(where, key)
+    solver = diffrax.Heun() if solver is None else solver
+    if not isinstance(solver, diffrax.AbstractSolver):
+        raise InvalidInputError(
+            f"{where}: `solver` must be a diffrax.AbstractSolver, got "
+            f"{type(solver).__name__}."
+        )
+    m = n
+    if noise_examples is not None:
+        m = check_steps(where, "noise_examples", noise_examples, minimum=1)
+        if m > n:
+            raise InvalidInputError(
+                f"{where}: `noise_examples` must be ≤ N = {n}, got {m}."
+            )
+    # Every interval between save times is cut into equal steps no longer than dt.
+    pieces = [
+        np.linspace(a, b, max(1, math.ceil((b - a) / dt - 1e-9)) + 1)[:-1]
+        for a, b in itertools.pairwise(ts_np)
+    ]
+    grid = jnp.asarray(np.concatenate([*pieces, ts_np[-1:]]), dtype)
+    c = noise_scale(n, batch_size, bool(replacement))
+    return _sgd_sde(
+        loss,
+        params0,
+        ts,
+        grid,
+        jnp.asarray(h, dtype),
+        jnp.asarray(c, dtype),
+        data,
+        key,
+        order=order,
+        n_paths=n_paths,
+        solver=solver,
+        noise_examples=None if m == n else m,
+        tol=dt / 8,
+        throw=throw,
+    )
+
+
+@eqx.filter_jit
+def _sgd_sde(
+    loss,
+    params0,
+    ts,
+    grid,
+    h,
+    c,
+    data,
+    key,
+    *,
+    order,
+    n_paths,
+    solver,
+    noise_examples,
+    tol,
+    throw,
+):
+    where = "sgd_sde"
+    check_loss(where, loss, params0, (example(data, jnp.asarray(0)),))
+    flat0, unravel = ravel_pytree(params0)
+    n = jax.tree.leaves(data)[0].shape[0]
+    ito = isinstance(solver, diffrax.AbstractItoSolver)
+    levy = getattr(solver, "minimal_levy_area", diffrax.BrownianIncrement)
+    if not isinstance(levy, type) or not issubclass(
+        levy, diffrax.AbstractBrownianIncrement
+    ):
+        levy = diffrax.BrownianIncrement
+
+    def example_grads(theta, examples):
+        grad = jax.grad(
+            lambda th, ex: loss(unravel(th), jax.tree.map(lambda x: x[None], ex))
+        )
+        return jax.vmap(grad, in_axes=(None, 0))(theta, examples)
+
+    def one_path(path_key):
+        subset_key, bm_key = jax.random.split(path_key)
+        if noise_examples is None:
+            noise_data = data
+        else:
+            index = jax.random.choice(subset_key, n, (noise_examples,), replace=False)
+            noise_data = jax.tree.map(lambda x: x[index], data)
+
+        def modified_loss(theta):
+            # L + p·(h/4)‖∇L‖² (+ (h·c/4)·tr Σ, the Itô-to-Stratonovich correction).
+            value = full_loss(loss, unravel(theta), data)
+            if order == 2:
+                mean_grad = jax.grad(lambda th: full_loss(loss, unravel(th), data))(
+                    theta
+                )
+                value = value + 0.25 * h * jnp.sum(mean_grad**2)
+            if not ito:
+                grads = example_grads(theta, noise_data)
+                centred = grads - grads.mean(0)
+                value = value + 0.25 * h * c * jnp.mean(jnp.sum(centred**2, 1))
+            return value
+
+        def drift(t, theta, _):
+            return -jax.grad(modified_loss)(theta)
+
+        def diffusion(t, theta, _):
+            grads = example_grads(theta, noise_data)
+            centred = grads - grads.mean(0)
+            return jnp.sqrt(h * c / grads.shape[0]) * centred.T
+
+        brownian = diffrax.VirtualBrownianTree(
+            grid[0],
+            grid[-1],
+            tol,
+            (jax.tree.leaves(noise_data)[0].shape[0],),
+            bm_key,
+            levy_area=levy,
+        )
+        terms = diffrax.MultiTerm(
+            diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, brownian)
+        )
+        solution = diffrax.diffeqsolve(
+            terms,
+            solver,
+            t0=grid[0],
+            t1=grid[-1],
+            dt0=None,
+            y0=flat0,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.StepTo(ts=grid),
+            max_steps=grid.shape[0],
+            throw=False,
+        )
+        ys = solution.ys
+        losses = jax.vmap(lambda th: full_loss(loss, unravel(th), data))(ys)
+        result = as_result(solution.result)
+        bad = ~(jnp.all(jnp.isfinite(ys)) & jnp.all(jnp.isfinite(losses)))
+        result = RESULTS.where(bad, RESULTS.diverged, result)
+        return jax.vmap(unravel)(ys), losses, solution.stats["num_steps"], result
+
+    keys = jax.random.split(key, n_paths)
+    params, losses, num_steps, result = jax.vmap(one_path)(keys)
+    paths = paths_from(ts, params, losses, {"num_steps": num_steps}, result)
+    return finish(where, paths, _worst(result), throw)
+
+
+def _worst(result: RESULTS) -> RESULTS:
+    """One item for a batch of per-path results: the first failure, if any."""
+    failed = result._value != RESULTS.successful._value
+    index = jnp.argmax(failed)
+    return RESULTS.where(
+        jnp.any(failed), jax.tree.map(lambda v: v[index], result), RESULTS.successful
+    )

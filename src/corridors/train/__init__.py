@@ -22,21 +22,25 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     # configuration and entry points
     "TrainConfig": "._config",
-    "add_train_arguments": "._flags",
+    "add_train_arguments": "._config",
+    "MeasureOptions": "._config",
+    "Plan": "._plan",
+    "plan": "._plan",
+    "TrainState": "._steps",
     "run": "._loop",
-    "RunSummary": "._run",
-    "NonFiniteLossError": "._run",
+    "RunSummary": "._loop",
+    "NonFiniteLossError": "._loop",
     "load_dataset": "._loop",
-    "plot_runs": "._plot",
+    "plot_runs": "._run_plots",
     # metrics files
     "read_metrics": "._metrics",
     "MetricsWriter": "._metrics",
     # data
-    "Dataset": "._data",
-    "DataFormatError": "._data",
-    "ArraySplit": "._data",
-    "digits": "._data",
-    "synthetic": "._data",
+    "Dataset": "._datasets",
+    "DataFormatError": "._datasets",
+    "ArraySplit": "._datasets",
+    "digits": "._datasets",
+    "synthetic": "._datasets",
     "cifar10": "._cifar",
     "RefusedPickleError": "._cifar",
     "imagenet": "._imagenet",
@@ -51,7 +55,6 @@ _EXPORTS = {
     "make_optimizer": "._optim",
     "OPTIMIZERS": "._names",
     "Measurer": "._measure",
-    "MeasureOptions": "._measure",
     "make_measure_loss": "._measure",
     # distribution
     "data_mesh": "._sharding",
@@ -69,9 +72,11 @@ __all__ = [
     "Network",
     "NonFiniteLossError",
     "Optimizer",
+    "Plan",
     "RefusedPickleError",
     "RunSummary",
     "TrainConfig",
+    "TrainState",
     "add_train_arguments",
     "build_model",
     "cifar10",
@@ -83,6 +88,7 @@ __all__ = [
     "make_measure_loss",
     "make_network",
     "make_optimizer",
+    "plan",
     "plot_runs",
     "read_metrics",
     "run",
@@ -122,17 +128,17 @@ def __dir__():
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._cifar import RefusedPickleError, cifar10
-    from ._config import TrainConfig
-    from ._data import ArraySplit, DataFormatError, Dataset, digits, synthetic
-    from ._flags import add_train_arguments
+    from ._config import MeasureOptions, TrainConfig, add_train_arguments
+    from ._datasets import ArraySplit, DataFormatError, Dataset, digits, synthetic
     from ._imagenet import imagenet
-    from ._loop import load_dataset, run
-    from ._measure import MeasureOptions, Measurer, make_measure_loss
+    from ._loop import NonFiniteLossError, RunSummary, load_dataset, run
+    from ._measure import Measurer, make_measure_loss
     from ._metrics import MetricsWriter, read_metrics
     from ._models import build_model, count_parameters
     from ._names import MODELS, OPTIMIZERS
     from ._network import Network, make_network
     from ._optim import Optimizer, make_optimizer
-    from ._plot import plot_runs
-    from ._run import NonFiniteLossError, RunSummary
+    from ._plan import Plan, plan
+    from ._run_plots import plot_runs
     from ._sharding import data_mesh
+    from ._steps import TrainState

@@ -25,7 +25,6 @@ For heavy-ball momentum it is the first step from rest, which is plain GD.
 """
 
 import contextlib
-import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -39,14 +38,10 @@ import optax
 
 from .. import _drift, _flows, _geometry
 from .._geometry import tree_norm
+from ._config import MeasureOptions
 from ._network import Network, l2_penalty, normalize
 
 RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
-FLOW_SOLVERS = {
-    "bosh3": diffrax.Bosh3,
-    "tsit5": diffrax.Tsit5,
-    "dopri8": diffrax.Dopri8,
-}
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -83,31 +78,6 @@ def rescaled_flow_loss(loss: Callable) -> Callable:
         return lr * loss(point, *args) / scale**2
 
     return psi
-
-
-@dataclasses.dataclass(frozen=True)
-class MeasureOptions:
-    """Cost and accuracy knobs of the measurements.
-
-    **Fields:**
-
-    - `microbatches`: micro-batches m for the SGD regularizer terms (0: skip them).
-    - `flow_tol`: relative accuracy of the drift's flow solve (w.r.t. the step's
-      displacement h‖∇L‖); the absolute error of `drift` is about
-      `flow_tol`·h‖∇L‖.
-    - `flow_max_steps`: cap on the solver steps of one drift solve.
-    - `flow_solver`: "bosh3" (Bogacki–Shampine 3(2), 3 gradients per step), "tsit5"
-      (Tsitouras 5(4), 6 per step) or "dopri8".
-    - `sharpness_tol`, `sharpness_iters`: relative residual tolerance and Krylov
-      dimension of the Lanczos sharpness estimate.
-    """
-
-    microbatches: int = 4
-    flow_tol: float = 1e-4
-    flow_max_steps: int = 256
-    flow_solver: str = "bosh3"
-    sharpness_tol: float = 1e-2
-    sharpness_iters: int = 30
 
 
 class Measurer:
@@ -172,7 +142,7 @@ class Measurer:
             rtol=tol,
             atol=tol / math.sqrt(n),
             max_steps=self.options.flow_max_steps,
-            solver=FLOW_SOLVERS[self.options.flow_solver](),
+            solver=getattr(diffrax, self.options.flow_solver.title())(),  # FLOW_SOLVERS
         )
         u_flow = jax.tree.map(lambda leaf: leaf[-1], flow.params)
         # The optimizer's step in the same coordinates: −h∇L/c = −∇L/‖∇L‖.

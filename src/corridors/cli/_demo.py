@@ -89,7 +89,7 @@ def run(options: argparse.Namespace) -> int:
 
     jax.config.update("jax_enable_x64", True)
     from . import _analytic, _data, _figures, _network
-    from ._progress import Terminal
+    from ._terminal import Terminal
     from ._report import header, write_json
 
     began = time.perf_counter()

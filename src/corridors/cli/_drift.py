@@ -208,7 +208,7 @@ def run(options: argparse.Namespace) -> int:
     import corridors as cr
 
     from . import _figures, _problems
-    from ._progress import Terminal
+    from ._terminal import Terminal
     from ._report import downsample, fit_slope, header, write_json
 
     began = time.perf_counter()

@@ -94,7 +94,7 @@ def run(options: argparse.Namespace) -> int:
 
     from corridors.symbolic.run_all import discover, run_all
 
-    from ._progress import Terminal
+    from ._terminal import Terminal
     from ._report import header, markdown_table, write_json
 
     terminal = Terminal(quiet=options.quiet, json_mode=options.json)

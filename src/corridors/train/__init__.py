@@ -44,6 +44,15 @@ _EXPORTS = {
     "cifar10": "._cifar",
     "RefusedPickleError": "._cifar",
     "imagenet": "._imagenet",
+    # a small classifier as pure JAX functions
+    "Features": "._classifier",
+    "load_features": "._classifier",
+    "init_mlp": "._classifier",
+    "mlp_logits": "._classifier",
+    "mlp_loss": "._classifier",
+    "mlp_accuracy": "._classifier",
+    "mlp_sizes": "._classifier",
+    "fit_minibatches": "._classifier",
     # models
     "build_model": "._models",
     "count_parameters": "._models",
@@ -66,6 +75,7 @@ __all__ = [
     "ArraySplit",
     "DataFormatError",
     "Dataset",
+    "Features",
     "MeasureOptions",
     "Measurer",
     "MetricsWriter",
@@ -83,11 +93,18 @@ __all__ = [
     "count_parameters",
     "data_mesh",
     "digits",
+    "fit_minibatches",
     "imagenet",
+    "init_mlp",
     "load_dataset",
+    "load_features",
     "make_measure_loss",
     "make_network",
     "make_optimizer",
+    "mlp_accuracy",
+    "mlp_logits",
+    "mlp_loss",
+    "mlp_sizes",
     "plan",
     "plot_runs",
     "read_metrics",
@@ -128,6 +145,16 @@ def __dir__():
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._cifar import RefusedPickleError, cifar10
+    from ._classifier import (
+        Features,
+        fit_minibatches,
+        init_mlp,
+        load_features,
+        mlp_accuracy,
+        mlp_logits,
+        mlp_loss,
+        mlp_sizes,
+    )
     from ._config import MeasureOptions, TrainConfig, add_train_arguments
     from ._datasets import ArraySplit, DataFormatError, Dataset, digits, synthetic
     from ._imagenet import imagenet

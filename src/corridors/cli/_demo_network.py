@@ -31,7 +31,7 @@ from corridors.train import (
     mlp_loss,
 )
 
-from ._report import downsample, fit_slope
+from ._report import downsample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +169,7 @@ def run(stage: Callable[[str], None], data: Features, settings: Settings, seed: 
         "lrs": list(settings.sweep_lrs),
         "n_steps": np.asarray(sweep.n_steps),
         "drift": distances,
-        "slope": fit_slope(settings.sweep_lrs, distances),
+        "slope": float(cr.drift_order(settings.sweep_lrs, distances).order),
         "theory": 1,
     }
 

@@ -17,7 +17,11 @@ property of this one function:
 - the SGD regularizer terms of `corridors.sgd_regularizers` with the measurement
   batch split into micro-batches (each with its own batch-norm statistics, as SGD
   batches have);
-- `sharpness`, the top Hessian eigenvalue from `corridors.sharpness`.
+- `sharpness`, the top Hessian eigenvalue (the Lanczos estimate of
+  `corridors.sharpness`, with its convergence as a status).
+
+A solve that fails (the drift's flow hitting `flow_max_steps`, Lanczos not converging)
+is recorded as None with the reason under `<name>_error`, from its `RESULTS` status.
 
 h is the step the optimizer takes from θ on this batch: the fixed or scheduled
 learning rate, or the Polyak-type step computed from this batch's loss and gradient.

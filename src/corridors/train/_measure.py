@@ -181,8 +181,8 @@ class Measurer:
             regs = _drift.sgd_regularizers(
                 self.loss,
                 params,
-                (split(images), split(labels)),
                 jnp.maximum(lr, jnp.finfo(jnp.float32).tiny),
+                (split(images), split(labels)),
                 (batch_stats,),
             )
             out["sgd_full_batch"] = jnp.where(lr > 0, regs.full_batch, 0.0)

@@ -30,9 +30,10 @@ import numpy as np
 
 import corridors.train as ct
 from _harness import console, machine, print_table, verdict
-from corridors.train._loop import Trainer
+from corridors.train._loop import train
 from corridors.train._sharding import global_batch, to_host
 from corridors.train._snapshots import save_snapshot
+from corridors.train._trainer import Trainer
 
 
 def parse():
@@ -159,7 +160,7 @@ def end_to_end(args, out):
             folder = pathlib.Path(config.out)
             shutil.rmtree(folder, ignore_errors=True)
             start = time.perf_counter()
-            trainer.train(0.02, 0)
+            train(trainer, 0.02, 0)
             if repeat:
                 times.append(time.perf_counter() - start)
         timings[label] = (

@@ -28,9 +28,9 @@ from flax import nnx
 
 import corridors.train as ct
 from _harness import console, machine, print_table, verdict
-from corridors.train._loop import Trainer
 from corridors.train._network import normalize
 from corridors.train._sharding import global_batch
+from corridors.train._trainer import Trainer
 
 
 def parse():

@@ -30,7 +30,7 @@ _EXPORTS = {
     "run": "._loop",
     "RunSummary": "._loop",
     "NonFiniteLossError": "._loop",
-    "load_dataset": "._loop",
+    "load_dataset": "._trainer",
     "plot_runs": "._run_plots",
     # metrics files
     "read_metrics": "._metrics",
@@ -158,7 +158,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._config import MeasureOptions, TrainConfig, add_train_arguments
     from ._datasets import ArraySplit, DataFormatError, Dataset, digits, synthetic
     from ._imagenet import imagenet
-    from ._loop import NonFiniteLossError, RunSummary, load_dataset, run
+    from ._loop import NonFiniteLossError, RunSummary, run
     from ._measure import Measurer, make_measure_loss
     from ._metrics import MetricsWriter, read_metrics
     from ._models import build_model, count_parameters
@@ -169,3 +169,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._run_plots import plot_runs
     from ._sharding import data_mesh
     from ._steps import TrainState
+    from ._trainer import load_dataset

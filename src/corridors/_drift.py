@@ -15,14 +15,19 @@ from jaxtyping import Array, Float, PyTree
 from ._checks import (
     InvalidInputError,
     any_nonfinite,
+    check_args,
     check_beta,
     check_loss,
     check_lr_array,
+    check_outputs,
     check_positive,
+    check_real,
     check_steps,
+    check_storage,
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
+    named_args,
     traced_floats,
 )
 from ._flows import gradient_field, modified_field, solve, solve_hints, start_result
@@ -222,10 +227,13 @@ def measure_drift(
     where = "measure_drift"
     params0, lr, args = prepared(where, loss, params0, lr, args)
     n_steps = check_steps(where, "n_steps", n_steps, minimum=1)
+    # The iterates and the reference path, both stacked.
+    check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, params0, copies=2)
     info = method_info(method, where=where)
     reference = check_reference(where, reference, info)
     beta_array = None
     if info.momentum:
+        beta = check_real(where, "beta", beta, scalar=True)
         beta_array = jnp.asarray(check_beta(where, beta), lr.dtype)
     for name, tol in (("rtol", rtol), ("atol", atol)):
         check_positive(where, name, tol)
@@ -413,6 +421,7 @@ def _sweep_drift(
 ):
     where = "sweep_drift"
     check_loss(where, loss, params0, args)
+    params0 = check_args(where, args, params0)
     start = start_result(loss, params0, args)
     grad = jax.grad(loss)
 
@@ -554,4 +563,9 @@ def _sgd_regularizers(loss, params, batches, lr, args):
 
     full_value, full_grad = jax.value_and_grad(full_batch)(params)
     per_value, per_grad = jax.value_and_grad(per_batch)(params)
-    return SGDRegularizers(full_value, per_value, full_grad, per_grad)
+    return check_outputs(
+        "sgd_regularizers",
+        SGDRegularizers(full_value, per_value, full_grad, per_grad),
+        [("params", params), ("batches", batches), *named_args(args)],
+        "the batch gradients or their derivatives",
+    )

@@ -30,11 +30,10 @@ import numpy as np
 
 import corridors.train as ct
 from _harness import console, machine, print_table, verdict
-from corridors.train._loop import Trainer
-from corridors.train._run import _Run
-from corridors.train._sharding import global_batch, replicate, to_host
+from corridors.train._loop import train
+from corridors.train._sharding import global_batch, to_host
 from corridors.train._snapshots import save_snapshot
-from corridors.train._steps import init_state
+from corridors.train._trainer import Trainer
 
 
 def parse():
@@ -84,10 +83,8 @@ def best(fn, repeats: int) -> float:
 def steady_state(args, out):
     config = config_for(args, out, steps=1)
     trainer = Trainer(config)
-    m_every, s_every = trainer.measure_every, trainer.sharpness_every
-    state = replicate(
-        init_state(trainer.network, trainer.optimizer, 0, 0.02), trainer.mesh
-    )
+    m_every, s_every = trainer.plan.measure_every, trainer.plan.sharpness_every
+    state = trainer.initial_state(0, 0.02)
     rng = np.random.default_rng(0)
     shape = trainer.dataset.image_shape
     images = rng.integers(0, 256, (args.batch, *shape), dtype=np.uint8)
@@ -100,7 +97,7 @@ def steady_state(args, out):
     def measure(sharp):
         key = jax.random.PRNGKey(0) if sharp else None
         return trainer.measurer.measure(
-            state["params"], state["batch_stats"], state["opt_state"],
+            state.params, state.batch_stats, state.opt_state,
             trainer.measure_images, trainer.measure_labels, sharpness_key=key,
         )  # fmt: skip
 
@@ -109,14 +106,14 @@ def steady_state(args, out):
     t_sharp = best(lambda: measure(True) and jax.numpy.zeros(()), args.repeats)
     t_grad = best(
         lambda: trainer.measurer.gradient(
-            state["params"], state["batch_stats"], trainer.measure_images,
+            state.params, state.batch_stats, trainer.measure_images,
             trainer.measure_labels,
         ),
         args.repeats,
     )  # fmt: skip
     t_snap = best(
         lambda: (
-            save_snapshot(out / "snap", 0, to_host(state["params"]))
+            save_snapshot(out / "snap", 0, to_host(state.params))
             and jax.numpy.zeros(())
         ),
         args.repeats,
@@ -163,10 +160,14 @@ def end_to_end(args, out):
             folder = pathlib.Path(config.out)
             shutil.rmtree(folder, ignore_errors=True)
             start = time.perf_counter()
-            _Run(trainer, 0.02, 0, None).execute()
+            train(trainer, 0.02, 0)
             if repeat:
                 times.append(time.perf_counter() - start)
-        timings[label] = (min(times), trainer.measure_every, trainer.sharpness_every)
+        timings[label] = (
+            min(times),
+            trainer.plan.measure_every,
+            trainer.plan.sharpness_every,
+        )
         console.print(f"{label}: {min(times):.2f} s for {steps} steps")
     off = timings["measurements off"][0]
     on, m_every, s_every = timings["default measurements"]

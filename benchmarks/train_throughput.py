@@ -28,10 +28,9 @@ from flax import nnx
 
 import corridors.train as ct
 from _harness import console, machine, print_table, verdict
-from corridors.train._loop import Trainer
 from corridors.train._network import normalize
-from corridors.train._sharding import global_batch, replicate
-from corridors.train._steps import init_state
+from corridors.train._sharding import global_batch
+from corridors.train._trainer import Trainer
 
 
 def parse():
@@ -101,9 +100,7 @@ def main():
     batch = global_batch({"image": images, "label": labels}, trainer.mesh)
 
     # -- ours ---------------------------------------------------------------------------
-    state = replicate(
-        init_state(trainer.network, trainer.optimizer, 0, 0.01), trainer.mesh
-    )
+    state = trainer.initial_state(0, 0.01)
 
     def ours(state):
         return trainer.train_step(state, batch["image"], batch["label"])

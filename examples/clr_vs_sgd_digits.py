@@ -1,7 +1,7 @@
 """CLR against a sweep of fixed learning rates, on handwritten digits.
 
-A tanh MLP classifies scikit-learn's embedded 8×8 digits (no download; without
-scikit-learn, synthetic Gaussian classes) with minibatch SGD and softmax
+`corridors.train`'s tanh MLP (`init_mlp`, `fit_minibatches`) classifies scikit-learn's embedded 8×8 digits (no download; without
+scikit-learn, synthetic images) with minibatch SGD and softmax
 cross-entropy, which the network can drive towards 0, CLR's f* = 0 assumption. CLR
 (h = L_B/‖∇L_B‖², eq. 3, capped at 10) and SPS_max (Loizou et al., c = 1/2) need no
 learning rate; each fixed-lr run does. All runs share the same batches.
@@ -14,7 +14,6 @@ Run: python examples/clr_vs_sgd_digits.py [--out DIR]   (CORRIDORS_EXAMPLE_SMALL
 """
 
 import argparse
-import itertools
 import os
 import pathlib
 
@@ -25,6 +24,7 @@ import numpy as np
 import optax
 
 import corridors as cr
+import corridors.train as ct
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -32,80 +32,33 @@ import matplotlib.pyplot as plt
 SMALL = os.environ.get("CORRIDORS_EXAMPLE_SMALL") == "1"
 
 
-def load_data(seed=0):
-    """Shuffled (x_train, y_train, x_test, y_test) and a description."""
-    try:
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        x, y, name = digits.data / 16.0, digits.target, "digits"
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        y = rng.integers(0, 10, 1797)
-        x = (rng.normal(size=(10, 64))[y] + 1.5 * rng.normal(size=(1797, 64))) / 4
-        name = "Gaussian classes (scikit-learn not installed)"
-    order = np.random.default_rng(seed).permutation(len(x))
-    x, y = jnp.asarray(x[order], jnp.float32), jnp.asarray(y[order])
-    return x[:1400], y[:1400], x[1400:], y[1400:], name
-
-
-def init_mlp(key, sizes):
-    params = []
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        key, sub = jax.random.split(key)
-        w = jax.random.normal(sub, (fan_in, fan_out)) / np.sqrt(fan_in)
-        params.append({"w": w, "b": jnp.zeros(fan_out)})
-    return params
-
-
-def logits(params, x):
-    for layer in params[:-1]:
-        x = jnp.tanh(x @ layer["w"] + layer["b"])
-    return x @ params[-1]["w"] + params[-1]["b"]
-
-
-def loss(params, x, y):
-    return optax.softmax_cross_entropy_with_integer_labels(logits(params, x), y).mean()
-
-
-def train(optimizer, params, data, batches):
-    """Full training-set loss before each step (and after the last), test accuracy."""
-    x, y, x_test, y_test = data
-
-    def step(carry, index):
-        params, state = carry
-        value, grads = jax.value_and_grad(loss)(params, x[index], y[index])
-        updates, state = optimizer.update(grads, state, params, value=value)
-        return (optax.apply_updates(params, updates), state), loss(params, x, y)
-
-    (params, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), batches)
-    accuracy = jnp.mean(jnp.argmax(logits(params, x_test), -1) == y_test)
-    return jnp.append(losses, loss(params, x, y)), accuracy
-
-
 def main(out: pathlib.Path) -> None:
     n_steps, batch_size, hidden = (80, 32, 16) if SMALL else (1000, 64, 64)
     fixed_lrs = [0.1, 1.0] if SMALL else [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
-    *data, name = load_data()
+    features, _ = ct.load_features("digits", n_train=1500, n_test=297)
+    name = features.name
+    x, y = jnp.asarray(features.x_train, jnp.float32), jnp.asarray(features.y_train)
+    x_test = jnp.asarray(features.x_test, jnp.float32)
     k_params, k_batches = jax.random.split(jax.random.key(0))
-    params = init_mlp(k_params, (64, hidden, 10))
-    batches = jax.random.randint(k_batches, (n_steps, batch_size), 0, data[0].shape[0])
+    params = ct.init_mlp(k_params, (features.n_features, hidden, features.n_classes))
+    batches = jax.random.randint(k_batches, (n_steps, batch_size), 0, x.shape[0])
+
+    def train(optimizer, params):
+        """Full training-set loss before each step (and after the last), test accuracy."""
+        params, losses, _ = ct.fit_minibatches(optimizer, params, x, y, batches)
+        return losses, ct.mlp_accuracy(params, x_test, features.y_test)
 
     adaptive = {
         "CLR (max_lr=10)": cr.lr.clr(max_lr=10.0),
         "SPS_max (c=1/2, max_lr=10)": cr.lr.sps_max(0.5, 10.0),
     }
     runs = {
-        label: jax.jit(lambda p, opt=opt: train(opt, p, data, batches))(params)
+        label: jax.jit(lambda p, opt=opt: train(opt, p))(params)
         for label, opt in adaptive.items()
     }
     # Every fixed learning rate at once: optax.sgd with a traced lr, vmapped.
     fixed = jax.jit(
-        jax.vmap(
-            lambda lr: train(
-                optax.with_extra_args_support(optax.sgd(lr)), params, data, batches
-            )
-        )
+        jax.vmap(lambda lr: train(optax.with_extra_args_support(optax.sgd(lr)), params))
     )(jnp.asarray(fixed_lrs))
 
     out.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ def test_measurements_equal_the_core_functions(problem):
     )
     np.testing.assert_allclose(record["loss"], smooth_loss(params, *args))
     regs = cr.sgd_regularizers(
-        smooth_loss, params, (x.reshape(2, 4, 3), y.reshape(2, 4, 2)), lr, ({},)
+        smooth_loss, params, lr, (x.reshape(2, 4, 3), y.reshape(2, 4, 2)), ({},)
     )
     np.testing.assert_allclose(record["sgd_full_batch"], regs.full_batch, rtol=1e-10)
     np.testing.assert_allclose(record["sgd_per_batch"], regs.per_batch, rtol=1e-10)

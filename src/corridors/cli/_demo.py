@@ -88,28 +88,30 @@ def run(options: argparse.Namespace) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from . import _analytic, _data, _figures, _network
-    from ._progress import Terminal
+    from corridors.train import load_features
+
+    from . import _analytic, _demo_network, _figures
     from ._report import header, write_json
+    from ._terminal import Terminal
 
     began = time.perf_counter()
     terminal = Terminal(quiet=options.quiet, json_mode=options.json)
     out: pathlib.Path = options.out
     out.mkdir(parents=True, exist_ok=True)  # fail before the work, not after it
-    settings = _network.FAST if options.fast else _network.FULL
-    data, warning = _data.load(
+    settings = _demo_network.FAST if options.fast else _demo_network.FULL
+    data, warning = load_features(
         "digits", seed=options.seed, n_train=settings.n_train, n_test=settings.n_test
     )
     if warning:
         terminal.warning(warning)
-    total = _analytic.STAGES + _network.STAGES + 2
+    total = _analytic.STAGES + _demo_network.STAGES + 2
     timings = {}
     with terminal.progress(total, "analytic landscapes") as stage:
         start = time.perf_counter()
         analytic = _analytic.run(stage)
         timings["analytic"] = time.perf_counter() - start
         start = time.perf_counter()
-        network = _network.run(stage, data, settings, options.seed)
+        network = _demo_network.run(stage, data, settings, options.seed)
         timings["network"] = time.perf_counter() - start
         document = header(
             "corridors.demo",

@@ -44,7 +44,9 @@ DEFAULT_LRS = (0.2, 0.1, 0.05, 0.025)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ._data import DATASETS, MODELS
+    from corridors.train._names import CLASSIFIERS as MODELS
+    from corridors.train._names import FEATURE_DATASETS as DATASETS
+
     from ._problems import LANDSCAPES
 
     target = parser.add_argument_group(
@@ -205,8 +207,8 @@ def run(options: argparse.Namespace) -> int:
     import corridors as cr
 
     from . import _figures, _problems
-    from ._progress import Terminal
     from ._report import downsample, fit_slope, header, write_json
+    from ._terminal import Terminal
 
     began = time.perf_counter()
     terminal = Terminal(quiet=options.quiet, json_mode=options.json)

@@ -56,8 +56,8 @@ def run(options: argparse.Namespace) -> int:
     # Only numpy, matplotlib and json: works without the `train` extra.
     from corridors.train import plot_runs
 
-    from ._progress import Terminal
     from ._report import read_json
+    from ._terminal import Terminal
 
     terminal = Terminal(quiet=options.quiet, json_mode=options.json)
     reports, training = [], []

@@ -171,24 +171,24 @@ def model_problem(
     n_train: int,
     seed: int,
 ) -> tuple[Problem, str | None]:
-    from . import _data
+    import corridors.train as ct
 
-    data, warning = _data.load(
+    data, warning = ct.load_features(
         dataset, seed=seed, n_train=n_train, n_test=0, data_dir=data_dir
     )
-    sizes = _data.layer_sizes(model, data, hidden)
-    params0 = _data.init_mlp(jax.random.key(seed), sizes)
+    sizes = ct.mlp_sizes(model, data, hidden)
+    params0 = ct.init_mlp(jax.random.key(seed), sizes)
     kind = "softmax regression" if model == "linear" else "tanh MLP"
     problem = Problem(
         name=f"{model} on {dataset}",
         description=f"{kind} {sizes} on {data.description}, {data.x_train.shape[0]} "
         "samples, full-batch cross-entropy",
-        loss=_data.cross_entropy,
+        loss=ct.mlp_loss,
         params0=params0,
         args=(jnp.asarray(data.x_train), jnp.asarray(data.y_train)),
         lr_scale=1.0,
         corridor=False,
         apex_time=None,
-        parameters=_data.count(params0),
+        parameters=int(sum(np.size(x) for x in jax.tree.leaves(params0))),
     )
     return problem, warning

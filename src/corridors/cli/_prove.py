@@ -95,8 +95,8 @@ def run(options: argparse.Namespace) -> int:
 
     from corridors.symbolic.run_all import discover, run_all
 
-    from ._progress import Terminal
     from ._report import header, markdown_table, write_json
+    from ._terminal import Terminal
 
     terminal = Terminal(quiet=options.quiet, json_mode=options.json)
     paths = discover(options.proofs_dir)

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(options: argparse.Namespace) -> int:
     import corridors.train as ct
 
-    from ._progress import Terminal
+    from ._terminal import Terminal
 
     config = ct.TrainConfig.from_namespace(options)
     terminal = Terminal(quiet=config.quiet, json_mode=options.json)

@@ -22,24 +22,37 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     # configuration and entry points
     "TrainConfig": "._config",
-    "add_train_arguments": "._flags",
+    "add_train_arguments": "._config",
+    "MeasureOptions": "._config",
+    "Plan": "._plan",
+    "plan": "._plan",
+    "TrainState": "._steps",
     "run": "._loop",
-    "RunSummary": "._run",
-    "NonFiniteLossError": "._run",
-    "load_dataset": "._loop",
-    "plot_runs": "._plot",
+    "RunSummary": "._loop",
+    "NonFiniteLossError": "._loop",
+    "load_dataset": "._trainer",
+    "plot_runs": "._run_plots",
     # metrics files
     "read_metrics": "._metrics",
     "MetricsWriter": "._metrics",
     # data
-    "Dataset": "._data",
-    "DataFormatError": "._data",
-    "ArraySplit": "._data",
-    "digits": "._data",
-    "synthetic": "._data",
+    "Dataset": "._datasets",
+    "DataFormatError": "._datasets",
+    "ArraySplit": "._datasets",
+    "digits": "._datasets",
+    "synthetic": "._datasets",
     "cifar10": "._cifar",
     "RefusedPickleError": "._cifar",
     "imagenet": "._imagenet",
+    # a small classifier as pure JAX functions
+    "Features": "._classifier",
+    "load_features": "._classifier",
+    "init_mlp": "._classifier",
+    "mlp_logits": "._classifier",
+    "mlp_loss": "._classifier",
+    "mlp_accuracy": "._classifier",
+    "mlp_sizes": "._classifier",
+    "fit_minibatches": "._classifier",
     # models
     "build_model": "._models",
     "count_parameters": "._models",
@@ -51,7 +64,6 @@ _EXPORTS = {
     "make_optimizer": "._optim",
     "OPTIMIZERS": "._names",
     "Measurer": "._measure",
-    "MeasureOptions": "._measure",
     "make_measure_loss": "._measure",
     # distribution
     "data_mesh": "._sharding",
@@ -63,26 +75,37 @@ __all__ = [
     "ArraySplit",
     "DataFormatError",
     "Dataset",
+    "Features",
     "MeasureOptions",
     "Measurer",
     "MetricsWriter",
     "Network",
     "NonFiniteLossError",
     "Optimizer",
+    "Plan",
     "RefusedPickleError",
     "RunSummary",
     "TrainConfig",
+    "TrainState",
     "add_train_arguments",
     "build_model",
     "cifar10",
     "count_parameters",
     "data_mesh",
     "digits",
+    "fit_minibatches",
     "imagenet",
+    "init_mlp",
     "load_dataset",
+    "load_features",
     "make_measure_loss",
     "make_network",
     "make_optimizer",
+    "mlp_accuracy",
+    "mlp_logits",
+    "mlp_loss",
+    "mlp_sizes",
+    "plan",
     "plot_runs",
     "read_metrics",
     "run",
@@ -122,17 +145,28 @@ def __dir__():
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._cifar import RefusedPickleError, cifar10
-    from ._config import TrainConfig
-    from ._data import ArraySplit, DataFormatError, Dataset, digits, synthetic
-    from ._flags import add_train_arguments
+    from ._classifier import (
+        Features,
+        fit_minibatches,
+        init_mlp,
+        load_features,
+        mlp_accuracy,
+        mlp_logits,
+        mlp_loss,
+        mlp_sizes,
+    )
+    from ._config import MeasureOptions, TrainConfig, add_train_arguments
+    from ._datasets import ArraySplit, DataFormatError, Dataset, digits, synthetic
     from ._imagenet import imagenet
-    from ._loop import load_dataset, run
-    from ._measure import MeasureOptions, Measurer, make_measure_loss
+    from ._loop import NonFiniteLossError, RunSummary, run
+    from ._measure import Measurer, make_measure_loss
     from ._metrics import MetricsWriter, read_metrics
     from ._models import build_model, count_parameters
     from ._names import MODELS, OPTIMIZERS
     from ._network import Network, make_network
     from ._optim import Optimizer, make_optimizer
-    from ._plot import plot_runs
-    from ._run import NonFiniteLossError, RunSummary
+    from ._plan import Plan, plan
+    from ._run_plots import plot_runs
     from ._sharding import data_mesh
+    from ._steps import TrainState
+    from ._trainer import load_dataset

@@ -19,7 +19,7 @@ import pickle
 
 import numpy as np
 
-from ._data import ArraySplit, DataFormatError, Dataset
+from ._datasets import ArraySplit, DataFormatError, Dataset
 
 RECORD = 1 + 3 * 32 * 32
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -1,24 +1,17 @@
-"""`TrainConfig`: every setting of a training run, from Python, flags or a TOML file."""
+"""`TrainConfig`: every setting of a training run, from Python, flags or a TOML file;
+`MeasureOptions`: the knobs of the corridor measurements (whose defaults the config's
+`flow_*`, `sharpness_*` and `measure_microbatches` fields take)."""
 
 import argparse
 import dataclasses
 import pathlib
-import sys
-import types
-import typing
-from typing import Any
 
 from .._checks import InvalidInputError
-from ._names import DATASETS, MODELS, OPTIMIZERS, VARIANTS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from . import _settings
+from ._names import DATASETS, FLOW_SOLVERS, MODELS, OPTIMIZERS, VARIANTS
 
 PRECISIONS = ("float32", "bfloat16")
 DISTRIBUTED = ("auto", "on", "off")
-FLOW_SOLVERS = ("bosh3", "tsit5", "dopri8")
 MEASURE_COST = 65  # gradient evaluations of one measurement (see TrainConfig.cadence)
 # XLA:CPU runs convolutions inside while loops (the drift's ODE solve, Lanczos) about
 # 25 times slower than outside (jax-ml/jax#12868): there a measurement of a convolutional
@@ -36,6 +29,35 @@ def _nice_ceil(value: float) -> int:
         magnitude *= 10
 
 
+def _field(default, help_text: str):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureOptions:
+    """Cost and accuracy knobs of the measurements.
+
+    **Fields:**
+
+    - `microbatches`: micro-batches m for the SGD regularizer terms (0: skip them).
+    - `flow_tol`: relative accuracy of the drift's flow solve (w.r.t. the step's
+      displacement h‖∇L‖); the absolute error of `drift` is about
+      `flow_tol`·h‖∇L‖.
+    - `flow_max_steps`: cap on the solver steps of one drift solve.
+    - `flow_solver`: "bosh3" (Bogacki–Shampine 3(2), 3 gradients per step), "tsit5"
+      (Tsitouras 5(4), 6 per step) or "dopri8".
+    - `sharpness_tol`, `sharpness_iters`: relative residual tolerance and Krylov
+      dimension of the Lanczos sharpness estimate.
+    """
+
+    microbatches: int = 4
+    flow_tol: float = 1e-3
+    flow_max_steps: int = 256
+    flow_solver: str = "bosh3"
+    sharpness_tol: float = 1e-2
+    sharpness_iters: int = 30
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Settings of `corridors.train.run`. Every field is also a flag
@@ -45,59 +67,122 @@ class TrainConfig:
     optimizers that choose their own step), in `out/<optimizer>[-lr<lr>]-seed<seed>/`.
     """
 
-    model: str = "resnet18"
-    width: int | None = None
-    variant: str = "auto"
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    image_size: int = 224
-    synthetic_shape: tuple[int, ...] = (32, 32, 3)
-    synthetic_classes: int = 10
-    synthetic_size: int = 4096
-    augment: bool = True
-    batch_size: int = 128
-    steps: int | None = None
-    epochs: float | None = None
-    optimizer: str = "sgd"
-    lr: tuple[float, ...] = (0.1,)
-    momentum: float = 0.9
-    max_lr: float | None = None
-    f_min: float = 0.0
-    sps_c: float = 0.5
-    spectrum: tuple[float, ...] | None = None
-    cycle: int | None = None
-    smoothness: float | None = None
-    weight_decay: float = 0.0
-    seeds: tuple[int, ...] = (0,)
-    precision: str = "float32"
-    measure_every: int | None = None
-    measure_batch: int = 256
-    measure_microbatches: int = 4
-    measure_seed: int = 0
-    sharpness_every: int | None = None
-    sharpness_iters: int = 30
-    sharpness_tol: float = 1e-2
-    flow_tol: float = 1e-3
-    flow_max_steps: int = 256
-    flow_solver: str = "bosh3"
-    snapshots: int = 16
-    log_every: int = 50
-    eval_every: int | None = None
-    eval_batch: int | None = None
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
-    async_checkpoints: bool = True
-    data_workers: int | None = None
-    out: str = "runs/train"
-    resume: bool = False
-    quiet: bool = False
-    distributed: str = "auto"
+    model: str = _field("resnet18", f"model: {', '.join(MODELS)}")
+    width: int | None = _field(
+        None,
+        "base width (ResNet/VGG 64, CNN 32, MLP 256 by default); smaller is faster",
+    )
+    variant: str = _field(
+        "auto", "ResNet stem: auto (ImageNet stem for inputs ≥ 64 px), cifar, imagenet"
+    )
+    dataset: str = _field("cifar10", f"data set: {', '.join(DATASETS)}")
+    data_dir: str | None = _field(
+        None, "folder of the CIFAR-10 release or of ImageNet's train/ and val/"
+    )
+    image_size: int = _field(224, "ImageNet crop size")
+    synthetic_shape: tuple[int, ...] = _field(
+        (32, 32, 3), "H W C of the synthetic images"
+    )
+    synthetic_classes: int = _field(10, "classes of the synthetic data set")
+    synthetic_size: int = _field(4096, "training examples of the synthetic data set")
+    augment: bool = _field(
+        True,
+        "standard augmentation (CIFAR crop+flip, ImageNet random-resized crop+flip)",
+    )
+    batch_size: int = _field(128, "global batch size (all devices and hosts together)")
+    steps: int | None = _field(None, "training steps (overrides --epochs)")
+    epochs: float | None = _field(
+        None, "training epochs (default 1 when --steps is not given)"
+    )
+    optimizer: str = _field("sgd", f"optimizer: {', '.join(OPTIMIZERS)}")
+    lr: tuple[float, ...] = _field(
+        (0.1,), "learning rate(s) for sgd/momentum; several values run a sweep"
+    )
+    momentum: float = _field(0.9, "heavy-ball β for --optimizer momentum")
+    max_lr: float | None = _field(
+        None, "cap on the Polyak-type steps (the paper caps ImageNet CLR at 10)"
+    )
+    f_min: float = _field(0.0, "target loss of --optimizer polyak")
+    sps_c: float = _field(0.5, "constant c of sps_max")
+    spectrum: tuple[float, ...] | None = _field(
+        None, "m M: Hessian spectrum bounds for --optimizer chebyshev"
+    )
+    cycle: int | None = _field(None, "schedule length T for chebyshev / silver")
+    smoothness: float | None = _field(None, "L for --optimizer silver")
+    weight_decay: float = _field(
+        0.0, "L2 coefficient: (wd/2)·Σ‖kernel‖² is added to the loss"
+    )
+    seeds: tuple[int, ...] = _field(
+        (0,), "seeds (initialization and data order); several values repeat the runs"
+    )
+    precision: str = _field(
+        "float32", "float32, or bfloat16 (bfloat16 compute, float32 parameters)"
+    )
+    measure_every: int | None = _field(
+        None,
+        "steps between corridor measurements (0: none; default: ≤ 5%% overhead, see TrainConfig.cadence)",
+    )
+    measure_batch: int = _field(256, "size of the fixed measurement batch")
+    measure_microbatches: int = _field(
+        MeasureOptions.microbatches,
+        "micro-batches for the SGD regularizer terms (0: skip)",
+    )
+    measure_seed: int = _field(0, "seed choosing the measurement batch")
+    sharpness_every: int | None = _field(
+        None,
+        "steps between sharpness estimates (a multiple of --measure-every; 0: none; default 5 × measure-every)",
+    )
+    sharpness_iters: int = _field(
+        MeasureOptions.sharpness_iters, "Lanczos iterations of a sharpness estimate"
+    )
+    sharpness_tol: float = _field(
+        MeasureOptions.sharpness_tol,
+        "relative residual tolerance of the sharpness estimate",
+    )
+    flow_tol: float = _field(
+        MeasureOptions.flow_tol, "relative accuracy of the drift's gradient-flow solve"
+    )
+    flow_max_steps: int = _field(
+        MeasureOptions.flow_max_steps, "cap on the solver steps of one drift solve"
+    )
+    flow_solver: str = _field(
+        MeasureOptions.flow_solver,
+        "diffrax solver of the drift's flow: bosh3, tsit5, dopri8",
+    )
+    snapshots: int = _field(
+        16, "parameter snapshots kept for the post-hoc RSI/EB (0: none)"
+    )
+    log_every: int = _field(
+        50, "steps between training-loss lines and progress updates"
+    )
+    eval_every: int | None = _field(
+        None, "steps between evaluations (default: one epoch; 0: only at the end)"
+    )
+    eval_batch: int | None = _field(
+        None, "evaluation batch size (default: --batch-size)"
+    )
+    checkpoint_every: int = _field(
+        1000, "steps between orbax checkpoints (0: only the final one)"
+    )
+    keep_checkpoints: int = _field(2, "checkpoints kept per run")
+    async_checkpoints: bool = _field(True, "write checkpoints in the background")
+    data_workers: int | None = _field(
+        None, "grain worker processes (default: 0 for in-memory data, 8 for ImageNet)"
+    )
+    out: str = _field(
+        "runs/train", "output folder (one sub-folder per learning rate and seed)"
+    )
+    resume: bool = _field(
+        False, "continue the runs in --out from their last checkpoints"
+    )
+    quiet: bool = _field(False, "no progress bar or report")
+    distributed: str = _field(
+        "auto",
+        "jax.distributed.initialize(): auto (when a cluster is detected), on, off",
+    )
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            object.__setattr__(
-                self, field.name, _coerce(field, getattr(self, field.name))
-            )
+        _settings.coerce_fields(self)
         self._validate()
 
     # -- validation -----------------------------------------------------------
@@ -112,6 +197,7 @@ class TrainConfig:
             ("optimizer", OPTIMIZERS),
             ("precision", PRECISIONS),
             ("distributed", DISTRIBUTED),
+            ("flow_solver", FLOW_SOLVERS),
         ):
             if getattr(self, name) not in allowed:
                 refuse(
@@ -191,11 +277,6 @@ class TrainConfig:
                 f"({self.measure_batch}) must be divisible by measure_microbatches "
                 f"({self.measure_microbatches}).",
             )
-        if self.flow_solver not in FLOW_SOLVERS:
-            refuse(
-                "flow_solver",
-                f"must be one of {list(FLOW_SOLVERS)}, got {self.flow_solver!r}.",
-            )
         measure_every, sharpness_every = self.cadence()
         if sharpness_every and (not measure_every or sharpness_every % measure_every):
             refuse(
@@ -248,149 +329,56 @@ class TrainConfig:
         middle = f"-lr{lr:g}" if lr is not None else ""
         return f"{self.optimizer}{middle}-seed{seed}"
 
+    def measure_options(self) -> MeasureOptions:
+        """The measurement knobs of this config."""
+        return MeasureOptions(
+            microbatches=self.measure_microbatches,
+            flow_tol=self.flow_tol,
+            flow_max_steps=self.flow_max_steps,
+            flow_solver=self.flow_solver,
+            sharpness_tol=self.sharpness_tol,
+            sharpness_iters=self.sharpness_iters,
+        )
+
     # -- TOML and flags -------------------------------------------------------
     def to_dict(self) -> dict:
         """The settings as a dict of TOML-compatible values (None values omitted)."""
-        out = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                continue
-            out[field.name] = list(value) if isinstance(value, tuple) else value
-        return out
+        return _settings.to_dict(self)
 
     def to_toml(self) -> str:
         """The settings as TOML text that `from_toml` reads back."""
-        return "".join(
-            f"{key} = {_toml_value(value)}\n" for key, value in self.to_dict().items()
-        )
+        return _settings.to_toml(self)
 
     @classmethod
     def from_dict(cls, values: dict, *, source: str = "dict") -> "TrainConfig":
         """A config from a mapping of field names (dashes or underscores)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        clean = {}
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in names:
-                raise InvalidInputError(
-                    f"TrainConfig: unknown setting {key!r} in {source}; known settings: "
-                    f"{', '.join(sorted(names))}."
-                )
-            clean[name] = value
-        return cls(**clean)
+        return _settings.from_dict(cls, values, source=source)
 
     @classmethod
     def from_toml(cls, path: str | pathlib.Path) -> "TrainConfig":
         """Read a TOML file: settings at the top level or in a `[train]` table."""
-        return cls.from_dict(_read_toml(path), source=str(path))
+        return cls.from_dict(_settings.read_toml(cls, path), source=str(path))
 
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace) -> "TrainConfig":
         """A config from arguments parsed with `add_train_arguments`: the `--config`
         TOML file (if given) overridden by every flag given on the command line."""
-        values = vars(namespace)
-        config_file = values.get("config")
-        settings = _read_toml(config_file) if config_file else {}
-        names = {field.name for field in dataclasses.fields(cls)}
-        # Merged before validation: a flag may supply what the file lacks (data_dir).
-        settings.update(
-            {k: v for k, v in values.items() if k in names and v is not None}
-        )
-        return cls.from_dict(settings, source=config_file or "the flags")
+        return _settings.from_namespace(cls, namespace)
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> "TrainConfig":
         """Parse command-line flags (default `sys.argv[1:]`) into a config."""
-        from ._flags import add_train_arguments
-
         parser = argparse.ArgumentParser(
             prog="corridors train", description="Train with corridor measurements."
         )
-        add_train_arguments(parser)
-        return cls.from_namespace(parser.parse_args(argv))
+        return cls.from_namespace(add_train_arguments(parser).parse_args(argv))
 
 
-def _read_toml(path: str | pathlib.Path) -> dict:
-    """The settings of a TOML file (a `[train]` table merged into the top level)."""
-    path = pathlib.Path(path)
-    try:
-        with open(path, "rb") as file:
-            values = tomllib.load(file)
-    except FileNotFoundError as error:
-        raise InvalidInputError(f"TrainConfig: no config file {path}.") from error
-    except tomllib.TOMLDecodeError as error:
-        raise InvalidInputError(
-            f"TrainConfig: {path} is not valid TOML: {error}"
-        ) from error
-    if isinstance(values.get("train"), dict):
-        values = {
-            **{k: v for k, v in values.items() if k != "train"},
-            **values["train"],
-        }
-    return values
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add `--config FILE` and one flag per `TrainConfig` field to `parser`.
 
-
-def _unpack(hint) -> tuple[type, bool, bool]:
-    """(element type, is a tuple, optional) of a field annotation."""
-    optional = False
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        optional = True
-        hint = args[0]
-    if typing.get_origin(hint) is tuple:
-        return typing.get_args(hint)[0], True, optional
-    return hint, False, optional
-
-
-def _coerce(field: dataclasses.Field, value: Any) -> Any:
-    hint = typing.get_type_hints(TrainConfig)[field.name]
-    base, many, optional = _unpack(hint)
-    if value is None:
-        if optional:
-            return None
-        raise InvalidInputError(f"TrainConfig: `{field.name}` must not be None.")
-    try:
-        if many:
-            items = value if isinstance(value, (list, tuple)) else [value]
-            return tuple(_scalar(base, item) for item in items)
-        return _scalar(base, value)
-    except (TypeError, ValueError) as error:
-        raise InvalidInputError(
-            f"TrainConfig: `{field.name}` must be {'a list of ' if many else ''}"
-            f"{base.__name__}, got {value!r}."
-        ) from error
-
-
-def _scalar(base: type, value: Any) -> Any:
-    if base is bool:
-        if not isinstance(value, bool):
-            raise TypeError(value)
-        return value
-    if base is int:
-        if isinstance(value, bool) or (
-            isinstance(value, float) and not value.is_integer()
-        ):
-            raise TypeError(value)
-        return int(value)
-    if base is float:
-        if isinstance(value, bool):
-            raise TypeError(value)
-        return float(value)
-    if base is str:
-        if not isinstance(value, str):
-            raise TypeError(value)
-        return value
-    return base(value)  # pragma: no cover
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")  # pragma: no cover
+    Flags default to `None` (not given), so `TrainConfig.from_namespace` can lay
+    them over the TOML file. Returns `parser`.
+    """
+    _settings.add_arguments(TrainConfig, parser)
+    return parser

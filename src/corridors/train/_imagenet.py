@@ -17,7 +17,7 @@ import pathlib
 
 import numpy as np
 
-from ._data import DataFormatError, Dataset
+from ._datasets import DataFormatError, Dataset
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

@@ -17,36 +17,33 @@ property of this one function:
 - the SGD regularizer terms of `corridors.sgd_regularizers` with the measurement
   batch split into micro-batches (each with its own batch-norm statistics, as SGD
   batches have);
-- `sharpness`, the top Hessian eigenvalue from `corridors.sharpness`.
+- `sharpness`, the top Hessian eigenvalue (the Lanczos estimate of
+  `corridors.sharpness`, with its convergence as a status).
+
+A solve that fails (the drift's flow hitting `flow_max_steps`, Lanczos not converging)
+is recorded as None with the reason under `<name>_error`, from its `RESULTS` status.
 
 h is the step the optimizer takes from θ on this batch: the fixed or scheduled
 learning rate, or the Polyak-type step computed from this batch's loss and gradient.
 For heavy-ball momentum it is the first step from rest, which is plain GD.
 """
 
-import contextlib
-import dataclasses
-import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 import diffrax
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from .. import _drift, _flows, _geometry
 from .._geometry import tree_norm
+from .._lanczos import lanczos_top
+from .._results import RESULTS, failed_if
+from ._config import MeasureOptions
 from ._network import Network, l2_penalty, normalize
-
-RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
-FLOW_SOLVERS = {
-    "bosh3": diffrax.Bosh3,
-    "tsit5": diffrax.Tsit5,
-    "dopri8": diffrax.Dopri8,
-}
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -74,40 +71,81 @@ def make_measure_loss(
     return measure_loss
 
 
-def rescaled_flow_loss(loss: Callable) -> Callable:
-    """ψ(u, θ, c, h, *args) = h·L(θ + c·u, *args)/c², whose gradient flow over
-    τ ∈ [0, 1] is (φ(hτ) − θ)/c for the gradient flow φ of L from θ."""
+def rescaled_step_drift(
+    loss: Callable, params, grad, lr, args: tuple, options: MeasureOptions
+) -> dict:
+    """‖(θ − h∇L) − φ(h)‖ for the gradient flow φ of `loss` from θ = `params`, with
+    its status (`throw=False`: a failed solve is a `result`, never an error).
+
+    Solved in rescaled coordinates u = (φ − θ)/c, c = h‖∇L‖, τ = t/h: the flow of
+    ψ(u) = h·L(θ + c·u)/c² over τ ∈ [0, 1], whose tolerance is then relative to the
+    step's displacement. (`corridors.step_drift` is this solve in the core.)
+    """
+    grad_norm = tree_norm(grad)
+    scale = lr * grad_norm
+    moving = scale > 0
+    safe_scale = jnp.where(moving, scale, 1.0)
+    safe_lr = jnp.where(moving, lr, 1.0)
 
     def psi(u, theta, scale, lr, *args):
-        point = optax.tree.add_scale(theta, scale, u)
-        return lr * loss(point, *args) / scale**2
+        return lr * loss(optax.tree.add_scale(theta, scale, u), *args) / scale**2
 
-    return psi
+    n = sum(leaf.size for leaf in jax.tree.leaves(params))
+    flow = _flows.gradient_flow(
+        psi,
+        jax.tree.map(jnp.zeros_like, params),
+        jnp.asarray([0.0, 1.0], jnp.float32),
+        (params, safe_scale, safe_lr, *args),
+        rtol=options.flow_tol,
+        atol=options.flow_tol / math.sqrt(n),
+        max_steps=options.flow_max_steps,
+        solver=getattr(diffrax, options.flow_solver.title())(),  # _names.FLOW_SOLVERS
+        throw=False,
+    )
+    u_flow = jax.tree.map(lambda leaf: leaf[-1], flow.params)
+    # The optimizer's step in the same coordinates: −h∇L/c = −∇L/‖∇L‖.
+    u_step = jax.tree.map(lambda g: -g / jnp.where(moving, grad_norm, 1.0), grad)
+    distance = tree_norm(optax.tree.sub(u_step, u_flow))
+    return {
+        "drift": jnp.where(moving, scale * distance, 0.0),
+        "relative_drift": jnp.where(moving, distance, 0.0),
+        "flow_steps": flow.stats["num_steps"],
+        "flow_evaluations": flow.stats.get("num_evaluations", flow.stats["num_steps"]),
+        "result": flow.result,
+    }
 
 
-@dataclasses.dataclass(frozen=True)
-class MeasureOptions:
-    """Cost and accuracy knobs of the measurements.
+def top_eigenvalue(loss: Callable, params, args: tuple, key, options: MeasureOptions):
+    """(λ_max of the Hessian of `loss` at `params`, the Lanczos status): the estimate
+    of `corridors.sharpness` with k = 1, returning non-convergence as
+    `RESULTS.not_converged` instead of raising."""
+    flat, unravel = ravel_pytree(params)
 
-    **Fields:**
+    def matvec(vector):
+        return ravel_pytree(_geometry.hvp(loss, params, unravel(vector), args))[0]
 
-    - `microbatches`: micro-batches m for the SGD regularizer terms (0: skip them).
-    - `flow_tol`: relative accuracy of the drift's flow solve (w.r.t. the step's
-      displacement h‖∇L‖); the absolute error of `drift` is about
-      `flow_tol`·h‖∇L‖.
-    - `flow_max_steps`: cap on the solver steps of one drift solve.
-    - `flow_solver`: "bosh3" (Bogacki–Shampine 3(2), 3 gradients per step), "tsit5"
-      (Tsitouras 5(4), 6 per step) or "dopri8".
-    - `sharpness_tol`, `sharpness_iters`: relative residual tolerance and Krylov
-      dimension of the Lanczos sharpness estimate.
-    """
+    start_key, restart_key = jax.random.split(key)
+    top = lanczos_top(
+        matvec,
+        jax.random.normal(start_key, flat.shape, flat.dtype),
+        k=1,
+        tol=options.sharpness_tol,
+        max_iter=min(options.sharpness_iters, flat.size),
+        min_iter=min(flat.size, 9),  # as corridors.sharpness for k = 1
+        key=restart_key,
+    )
+    return top.eigenvalues[0], failed_if(~top.converged, RESULTS.not_converged)
 
-    microbatches: int = 4
-    flow_tol: float = 1e-4
-    flow_max_steps: int = 256
-    flow_solver: str = "bosh3"
-    sharpness_tol: float = 1e-2
-    sharpness_iters: int = 30
+
+def failure_message(where: str, result: RESULTS, hints: tuple) -> str | None:
+    """None for `RESULTS.successful`, else "`where`: what failed": the text of the
+    `(status, text)` pair in `hints` for that status, or the status's message."""
+    if result == RESULTS.successful:
+        return None
+    for item, text in hints:
+        if result == item:
+            return f"{where}: {text}"
+    return f"{where}: {RESULTS[result]}"
 
 
 class Measurer:
@@ -115,7 +153,6 @@ class Measurer:
 
     def __init__(self, loss: Callable, optimizer, options: MeasureOptions):
         self.loss = loss
-        self.psi = rescaled_flow_loss(loss)
         self.optimizer = optimizer
         self.options = options
         self._basic = jax.jit(self._basic_impl)
@@ -144,8 +181,8 @@ class Measurer:
             regs = _drift.sgd_regularizers(
                 self.loss,
                 params,
-                (split(images), split(labels)),
                 jnp.maximum(lr, jnp.finfo(jnp.float32).tiny),
+                (split(images), split(labels)),
                 (batch_stats,),
             )
             out["sgd_full_batch"] = jnp.where(lr > 0, regs.full_batch, 0.0)
@@ -156,49 +193,12 @@ class Measurer:
         return out, grad
 
     def _drift_impl(self, params, batch_stats, images, labels, grad, lr):
-        grad_norm = tree_norm(grad)
-        scale = lr * grad_norm
-        moving = scale > 0
-        safe_scale = jnp.where(moving, scale, 1.0)
-        safe_lr = jnp.where(moving, lr, 1.0)
-        u0 = jax.tree.map(jnp.zeros_like, params)
-        n = sum(leaf.size for leaf in jax.tree.leaves(params))
-        tol = self.options.flow_tol
-        flow = _flows.gradient_flow(
-            self.psi,
-            u0,
-            jnp.asarray([0.0, 1.0], jnp.float32),
-            (params, safe_scale, safe_lr, images, labels, batch_stats),
-            rtol=tol,
-            atol=tol / math.sqrt(n),
-            max_steps=self.options.flow_max_steps,
-            solver=FLOW_SOLVERS[self.options.flow_solver](),
-        )
-        u_flow = jax.tree.map(lambda leaf: leaf[-1], flow.params)
-        # The optimizer's step in the same coordinates: −h∇L/c = −∇L/‖∇L‖.
-        u_step = jax.tree.map(lambda g: -g / jnp.where(moving, grad_norm, 1.0), grad)
-        distance = tree_norm(optax.tree.sub(u_step, u_flow))
-        drift = jnp.where(moving, scale * distance, 0.0)
-        return {
-            "drift": drift,
-            "relative_drift": jnp.where(moving, distance, 0.0),
-            "flow_steps": flow.stats["num_steps"],
-            "flow_evaluations": flow.stats.get(
-                "num_evaluations", flow.stats["num_steps"]
-            ),
-        }
+        args = (images, labels, batch_stats)
+        return rescaled_step_drift(self.loss, params, grad, lr, args, self.options)
 
     def _sharpness_impl(self, params, batch_stats, images, labels, key):
-        eigenvalues = _geometry.sharpness(
-            self.loss,
-            params,
-            (images, labels, batch_stats),
-            k=1,
-            key=key,
-            tol=self.options.sharpness_tol,
-            max_iter=self.options.sharpness_iters,
-        )
-        return eigenvalues[0]
+        args = (images, labels, batch_stats)
+        return top_eigenvalue(self.loss, params, args, key, self.options)
 
     # -- public -------------------------------------------------------------------
     def measure(
@@ -213,58 +213,54 @@ class Measurer:
     ) -> dict[str, Any]:
         """All measurements at `params`; a dict of Python floats (None where a
         solve failed, with the reason under `<name>_error`)."""
-        with _quiet_callbacks():
-            return self._measure(
-                params, batch_stats, opt_state, images, labels, sharpness_key
-            )
-
-    def _measure(self, params, batch_stats, opt_state, images, labels, sharpness_key):
         basic, grad = self._basic(params, batch_stats, opt_state, images, labels)
         record = {name: float(value) for name, value in basic.items()}
-        try:
-            drift = self._drift(params, batch_stats, images, labels, grad, basic["lr"])
+        drift = self._drift(params, batch_stats, images, labels, grad, basic["lr"])
+        error = failure_message(
+            "gradient_flow",
+            drift.pop("result"),
+            (
+                (
+                    RESULTS.max_steps_reached,
+                    f"the ODE solver hit max_steps={self.options.flow_max_steps} "
+                    "before the step's flow time; raise flow_max_steps or loosen "
+                    "flow_tol.",
+                ),
+            ),
+        )
+        record.update(
+            flow_steps=int(drift["flow_steps"]),
+            flow_evaluations=int(drift["flow_evaluations"]),
+        )
+        if error is None:
             record.update(
                 drift=float(drift["drift"]),
                 relative_drift=float(drift["relative_drift"]),
-                flow_steps=int(drift["flow_steps"]),
-                flow_evaluations=int(drift["flow_evaluations"]),
             )
-        except RUNTIME_ERRORS as error:
-            record.update(drift=None, drift_error=_first_line(error))
+        else:
+            record.update(drift=None, drift_error=error)
         if sharpness_key is not None:
-            try:
-                record["sharpness"] = float(
-                    self._sharpness(params, batch_stats, images, labels, sharpness_key)
-                )
-            except RUNTIME_ERRORS as error:
-                record.update(sharpness=None, sharpness_error=_first_line(error))
+            value, result = self._sharpness(
+                params, batch_stats, images, labels, sharpness_key
+            )
+            error = failure_message(
+                "sharpness",
+                result,
+                (
+                    (
+                        RESULTS.not_converged,
+                        f"Lanczos did not reach tol={self.options.sharpness_tol} "
+                        f"within {self.options.sharpness_iters} iterations; raise "
+                        "sharpness_iters or sharpness_tol.",
+                    ),
+                ),
+            )
+            if error is None:
+                record["sharpness"] = float(value)
+            else:
+                record.update(sharpness=None, sharpness_error=error)
         return record
 
     def gradient(self, params, batch_stats, images, labels):
         """∇L at `params` (for the post-hoc RSI/EB)."""
         return self._grad(params, images, labels, batch_stats)
-
-
-def _first_line(error: BaseException) -> str:
-    """The message of the `equinox.error_if` behind `error`, else its first line."""
-    text = str(error)
-    for marker in ("gradient_flow:", "sharpness:", "measure_drift:"):
-        if marker in text:
-            return text[text.index(marker) :].splitlines()[0].strip()[:300]
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:300]
-    return type(error).__name__
-
-
-@contextlib.contextmanager
-def _quiet_callbacks():
-    """Silence JAX's log of a failing callback (the traceback of an
-    `equinox.error_if`): a failed solve is reported in the metrics instead."""
-    logger = logging.getLogger("jax._src.callback")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

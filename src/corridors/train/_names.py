@@ -16,3 +16,7 @@ VARIANTS = ("cifar", "imagenet")
 DATASETS = ("cifar10", "imagenet", "digits", "synthetic")
 OPTIMIZERS = ("sgd", "momentum", "clr", "polyak", "sps_max", "chebyshev", "silver")
 POLYAK_FAMILY = ("clr", "polyak", "sps_max")
+FLOW_SOLVERS = ("bosh3", "tsit5", "dopri8")  # diffrax.Bosh3, .Tsit5, .Dopri8
+# The small classifiers of `corridors drift --model` and `corridors demo`.
+FEATURE_DATASETS = ("digits", "synthetic", "folder")
+CLASSIFIERS = ("mlp", "linear")

@@ -22,7 +22,7 @@ import grain
 import numpy as np
 from absl import flags as absl_flags
 
-from ._data import DataFormatError
+from ._datasets import DataFormatError
 
 _MAX_REFILL = 1000
 

@@ -7,7 +7,10 @@
    (`sweep_drift`).
 3. CLR (h = L/‖∇L‖², capped) against a sweep of fixed learning rates, minibatch SGD.
 
-Each jitted function below is defined once at module level and compiles once.
+The data, the tanh MLP and the minibatch loop are `corridors.train`'s
+(`load_features`, `mlp_loss`, `fit_minibatches`); the optimizers are optax and
+`corridors.lr`. Each jitted function below is defined once at module level and
+compiles once.
 """
 
 import dataclasses
@@ -20,9 +23,15 @@ import numpy as np
 import optax
 
 import corridors as cr
+from corridors.train import (
+    Features,
+    fit_minibatches,
+    init_mlp,
+    mlp_accuracy,
+    mlp_loss,
+)
 
-from ._data import Data, accuracy, count, cross_entropy, init_mlp
-from ._report import downsample, fit_slope
+from ._report import downsample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +53,7 @@ class Settings:
 FULL = Settings(
     hidden=32,
     n_train=1200,
-    n_test=597,
+    n_test=297,  # the digits test split
     train_steps=300,
     lr=0.5,
     checkpoints=21,
@@ -77,10 +86,10 @@ def _along_path(params_stack, lr, x, y):
 
     def measure(params):
         args = (x, y)
-        grad = jax.grad(cross_entropy)(params, *args)
+        grad = jax.grad(mlp_loss)(params, *args)
         return (
-            cr.corridor_score(cross_entropy, params, args),
-            cr.predicted_step_drift(cross_entropy, params, lr, args),
+            cr.corridor_score(mlp_loss, params, args),
+            cr.predicted_step_drift(mlp_loss, params, lr, args),
             optax.tree.norm(grad),
         )
 
@@ -88,21 +97,8 @@ def _along_path(params_stack, lr, x, y):
 
 
 def _train(optimizer, params, x, y, batches, x_test, y_test):
-    """Minibatch training: full-data loss before each step, the lr used, accuracy."""
-
-    def step(carry, index):
-        params, state = carry
-        value, grads = jax.value_and_grad(cross_entropy)(params, x[index], y[index])
-        updates, state = optimizer.update(grads, state, params, value=value)
-        lr = getattr(state, "lr", jnp.nan)
-        full = cross_entropy(params, x, y)
-        return (optax.apply_updates(params, updates), state), (full, lr)
-
-    (params, _), (losses, lrs) = jax.lax.scan(
-        step, (params, optimizer.init(params)), batches
-    )
-    final = cross_entropy(params, x, y)
-    return jnp.append(losses, final), lrs, accuracy(params, x_test, y_test)
+    params, losses, lrs = fit_minibatches(optimizer, params, x, y, batches)
+    return losses, lrs, mlp_accuracy(params, x_test, y_test)
 
 
 @eqx.filter_jit
@@ -130,7 +126,7 @@ STAGES = 5
 """Calls to `stage` made by `run`."""
 
 
-def run(stage: Callable[[str], None], data: Data, settings: Settings, seed: int):
+def run(stage: Callable[[str], None], data: Features, settings: Settings, seed: int):
     """All three experiments; returns a JSON-able dict."""
     key_params, key_batches = jax.random.split(jax.random.key(seed))
     sizes = (data.n_features, settings.hidden, data.n_classes)
@@ -141,7 +137,7 @@ def run(stage: Callable[[str], None], data: Data, settings: Settings, seed: int)
 
     stage("network: GD vs gradient flow along training")
     lr, n = settings.lr, settings.train_steps
-    drift = cr.measure_drift(cross_entropy, params0, lr, n, args)
+    drift = cr.measure_drift(mlp_loss, params0, lr, n, args)
     keep = downsample(n + 1, 300)
 
     stage("network: corridor score along training")
@@ -165,7 +161,7 @@ def run(stage: Callable[[str], None], data: Data, settings: Settings, seed: int)
 
     stage("network: drift vs lr (one shared flow solve)")
     sweep = cr.sweep_drift(
-        cross_entropy, params0, settings.sweep_lrs, settings.horizon, args, batch_size=4
+        mlp_loss, params0, settings.sweep_lrs, settings.horizon, args, batch_size=4
     )
     distances = np.asarray(sweep)
     sweep_result = {
@@ -173,7 +169,7 @@ def run(stage: Callable[[str], None], data: Data, settings: Settings, seed: int)
         "lrs": list(settings.sweep_lrs),
         "n_steps": np.asarray(sweep.n_steps),
         "drift": distances,
-        "slope": fit_slope(settings.sweep_lrs, distances),
+        "slope": float(cr.drift_order(settings.sweep_lrs, distances).order),
         "theory": 1,
     }
 
@@ -225,7 +221,7 @@ def run(stage: Callable[[str], None], data: Data, settings: Settings, seed: int)
             "layers": sizes,
             "activation": "tanh",
             "loss": "softmax cross-entropy",
-            "parameters": count(params0),
+            "parameters": sum(leaf.size for leaf in jax.tree.leaves(params0)),
         },
         "training": training,
         "sweep": sweep_result,

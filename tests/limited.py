@@ -27,6 +27,7 @@ _CHILD = textwrap.dedent(
         vm = next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmSize"))
     resource.setrlimit(resource.RLIMIT_AS, (vm + headroom, vm + headroom))
     if drop_to_nobody and os.geteuid() == 0:  # so that file permissions apply
+        import grp, pwd  # noqa: F401 - the stdlib may be unreadable to nobody
         os.setgid(65534)
         os.setuid(65534)
     for name, expression in cases:

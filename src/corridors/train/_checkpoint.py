@@ -135,6 +135,7 @@ class Checkpoints:
         self.directory = pathlib.Path(directory).absolute()
         self.skipped: dict[int, str] = {}  # damaged step → why, found by latest_step
         self._unsealed: list[int] = []  # saved, checksums not yet written
+        self._last_saved = -1
         self._primary = jax.process_index() == 0
         try:
             self._manager = ocp.CheckpointManager(
@@ -196,6 +197,17 @@ class Checkpoints:
     def save(self, step: int, state: Any, iterator_state: dict, extra: dict) -> None:
         """Save `state`, the iterator position and `extra` (JSON) at `step`."""
         self.wait()
+        self._last_saved = step
+        try:
+            # orbax's first act is a folder; if that fails inside orbax, its
+            # background threads wait (~10 min) for a signal that never comes and
+            # hold the process open, so find out here first.
+            probe = self.directory / f".write-probe-{os.getpid()}"
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as error:  # the folder itself is named in the message
+            error = OSError(error.errno, error.strerror)
+            raise self._write_error(step, error) from None
         try:
             self._manager.save(
                 step,
@@ -264,10 +276,10 @@ class Checkpoints:
         """Block until every checkpoint in flight is written, then record checksums."""
         try:
             self._manager.wait_until_finished()
+            self._manager.check_for_errors()
         except Exception as error:
-            step = self._unsealed[-1] if self._unsealed else -1
             self._unsealed.clear()
-            raise self._write_error(step, error) from None
+            raise self._write_error(self._last_saved, error) from None
         while self._unsealed:
             self._seal(self._unsealed.pop(0))
 
@@ -290,4 +302,7 @@ class Checkpoints:
         try:
             self.wait()
         finally:
-            self._manager.close()
+            try:
+                self._manager.close()
+            except Exception as error:  # a write that failed in the background
+                raise self._write_error(self._last_saved, error) from None

@@ -14,7 +14,7 @@ from ._drift import (
 )
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
-from ._methods import DriftOrder, drift_order, matched_times
+from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
 from ._paths import path_geometry
 from ._results import RESULTS
 from ._steppers import gd, momentum, runge_kutta, sgd
@@ -27,6 +27,7 @@ __all__ = [
     "DriftOrder",
     "Flow",
     "InvalidInputError",
+    "MethodInfo",
     "SGDRegularizers",
     "SweepDrift",
     "corridor_score",
@@ -38,6 +39,7 @@ __all__ = [
     "lr",
     "matched_times",
     "measure_drift",
+    "method_info",
     "momentum",
     "path_geometry",
     "predicted_step_drift",

@@ -243,8 +243,8 @@ class Checkpoints:
         structure, shapes, dtypes and shardings of the state. Damaged checkpoints
         newer than `step` are moved aside first, so new saves do not meet them."""
         newer = [s for s in self.skipped if s > step]
-        if newer and self._primary:
-            for s in newer:
+        if newer:
+            for s in newer if self._primary else ():
                 source = self.directory / str(s)
                 if source.exists():
                     os.replace(source, self.directory / f"{s}.damaged")

@@ -66,7 +66,7 @@ def main(out: pathlib.Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     colors = plt.cm.viridis(np.linspace(0.0, 0.85, len(horizons)))
     for (horizon, drift), color in zip(sweeps.items(), colors, strict=True):
-        slope = np.polyfit(np.log(lrs), np.log(drift), 1)[0]
+        slope = cr.drift_order(lrs, drift).order
         left.plot(
             lrs, drift, "o-", color=color, label=f"T = {horizon:g}: slope {slope:.2f}"
         )
@@ -102,7 +102,7 @@ def main(out: pathlib.Path) -> None:
         f"{'T':>5}{'slope':>8}{'seconds':>9}   (the first sweep includes compilation)"
     )
     for (horizon, drift), took in zip(sweeps.items(), seconds, strict=True):
-        slope = np.polyfit(np.log(lrs), np.log(drift), 1)[0]
+        slope = cr.drift_order(lrs, drift).order
         print(f"{horizon:>5g}{slope:>8.2f}{took:>9.2f}")
     ratio = one_step / predicted
     print(f"one step: measured / predicted = {ratio.min():.3f} … {ratio.max():.3f}")

@@ -32,7 +32,7 @@ def main():
 
     lrs = 0.05 / 2.0 ** np.arange(5)
     sweep = cr.sweep_drift(bowl, theta0, lrs, horizon=1.0)
-    order = np.polyfit(np.log(lrs), np.log(np.asarray(sweep)), 1)[0]
+    order = cr.drift_order(lrs, sweep).order
     print(f"quadratic: drift at flow time 1 shrinks like lr^{order:.2f} (theory: lr^1)")
     print("sharpness of the quadratic:", np.asarray(cr.sharpness(bowl, theta0, k=2)))
 

@@ -59,7 +59,7 @@ def expansions(n: int):
 
 
 def measured_order(hs, errors) -> float:
-    return float(np.polyfit(np.log(hs), np.log(np.asarray(errors)), 1)[0])
+    return cr.drift_order(hs, errors).order
 
 
 def prove() -> sym.Certificate:

@@ -141,7 +141,7 @@ def prove() -> sym.Certificate:
             np.stack([w_value, w_value]),
             np.stack([a_value, -a_value]),
         )
-        regularizers = cr.sgd_regularizers(batch_loss, theta_value, batches_value, lr)
+        regularizers = cr.sgd_regularizers(batch_loss, theta_value, lr, batches_value)
         expected_grad = per_batch_grad(
             theta_value, a_value[0, 0], a_value[0, 1], a_value[1, 1], lr
         )
@@ -197,7 +197,7 @@ def prove() -> sym.Certificate:
             np.stack([b_value + a_value, b_value - a_value]),
         )
         regularizers = cr.sgd_regularizers(
-            batch_loss, theta_value[:2], batches_value, lr
+            batch_loss, theta_value[:2], lr, batches_value
         )
         size = float(np.linalg.norm(regularizers.full_batch_grad))
         if size > 1e-6:

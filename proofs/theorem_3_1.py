@@ -44,7 +44,7 @@ def expansion(n: int):
 
 
 def measured_order(hs, errors) -> float:
-    return float(np.polyfit(np.log(hs), np.log(np.asarray(errors)), 1)[0])
+    return cr.drift_order(hs, errors).order
 
 
 def prove() -> sym.Certificate:

@@ -194,7 +194,7 @@ def test_sgd_regularizers_match_closed_forms(seed):
     deviations = grads - mean_grad
     hessian_deviations = mats - mean_hessian
     regs = cr.sgd_regularizers(
-        batch_quadratic, jnp.asarray(theta), (jnp.asarray(mats), jnp.asarray(vecs)), lr
+        batch_quadratic, jnp.asarray(theta), lr, (jnp.asarray(mats), jnp.asarray(vecs))
     )
     np.testing.assert_allclose(
         regs.full_batch, lr / 4 * mean_grad @ mean_grad, rtol=1e-12
@@ -222,7 +222,7 @@ def test_in_a_corridor_only_the_full_batch_regularizer_vanishes():
     curvature = jnp.diag(jnp.array([1.0, 2.0, 3.0]))
     batches = (jnp.array([1.0, -1.0]), jnp.stack([curvature, curvature]))
     theta = jnp.array([4.0, -2.0, 5.0])
-    regs = cr.sgd_regularizers(cone_plus_batch_curvature, theta, batches, 0.1)
+    regs = cr.sgd_regularizers(cone_plus_batch_curvature, theta, 0.1, batches)
     assert float(jnp.linalg.norm(regs.full_batch_grad)) <= 1e-12
     np.testing.assert_allclose(
         regs.full_batch, 0.1 / 4 * 2.0**2, rtol=1e-12
@@ -269,7 +269,7 @@ def test_in_a_corridor_only_the_full_batch_regularizer_vanishes():
         (lambda p, a: cr.sweep_drift(quadratic, p, [], 1.0, a), "`lrs`"),
         (lambda p, a: cr.sweep_drift(quadratic, p, [0.1], np.inf, a), "`horizon`"),
         (
-            lambda p, a: cr.sgd_regularizers(quadratic, p, (jnp.ones((2, 4, 4)),), 0.0),
+            lambda p, a: cr.sgd_regularizers(quadratic, p, 0.0, (jnp.ones((2, 4, 4)),)),
             "`lr`",
         ),
     ],
@@ -313,3 +313,22 @@ def test_sweep_drift_compiles_once_per_number_of_lrs():
         ]
         np.testing.assert_allclose(np.asarray(sweep), expected, rtol=0, atol=1e-9)
     assert len(traces) == count
+
+
+def test_sgd_regularizers_old_argument_order_still_works_with_a_warning():
+    theta = jnp.array([0.3, -0.2])
+    batches = (jnp.array([[1.0, 0.0], [-1.0, 2.0]]),)
+
+    def loss(p, x):
+        return 0.5 * jnp.sum((p - x) ** 2) + jnp.sum(p**4)
+
+    new = cr.sgd_regularizers(loss, theta, 0.1, batches)
+    with pytest.warns(DeprecationWarning, match="lr, batches"):
+        old = cr.sgd_regularizers(loss, theta, batches, 0.1)
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(old), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The per-batch term of a quadratic-plus-quartic: (lr/4m)Σ‖x_k − x̄‖² (the quartic
+    # part is the same in every batch loss).
+    x = np.asarray(batches[0])
+    expected = 0.1 / 4 * np.mean(np.sum((x - x.mean(0)) ** 2, axis=1))
+    np.testing.assert_allclose(new.per_batch, expected, rtol=1e-12)

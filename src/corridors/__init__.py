@@ -2,7 +2,7 @@
 
 import importlib
 
-from . import landscapes, lr, testing, train
+from . import landscapes, lr, train
 from ._checks import InvalidInputError
 from ._drift import (
     Drift,
@@ -55,7 +55,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # sympy takes about half a second to import: load corridors.symbolic on first use.
-    if name == "symbolic":
-        return importlib.import_module(".symbolic", __name__)
+    # Loaded on first use: corridors.symbolic imports sympy (about half a second);
+    # corridors.testing imports hypothesis and registers its profiles.
+    if name in ("symbolic", "testing"):
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'corridors' has no attribute {name!r}")

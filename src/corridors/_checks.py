@@ -7,8 +7,9 @@ convention catches it. The same check on a traced value becomes an `equinox.erro
 which raises when the compiled code runs. Either way the user never gets a silent NaN.
 """
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -40,9 +41,29 @@ def known(flag: Any) -> bool | None:
         return None
 
 
-def _refuse(where: str, value: Any, bad: Callable[[], Any], message: str) -> Any:
+def on_host(value: Any) -> bool:
+    """A Python number or NumPy value: checked with NumPy, no device work at all."""
+    return isinstance(value, (int, float, np.ndarray, np.generic)) and not isinstance(
+        value, bool
+    )
+
+
+def _refuse(
+    where: str,
+    value: Any,
+    bad: Callable[[], Any],
+    message: str,
+    host_bad: Callable[[], Any] | None = None,
+) -> Any:
     """Raise `InvalidInputError(message)` if `bad()` is known to be true; tie the check
-    to `value` with `equinox.error_if` if it is traced; else return `value`."""
+    to `value` with `equinox.error_if` if it is traced; else return `value`.
+
+    `host_bad` evaluates the same check with NumPy for a host `value` (no dispatch)."""
+    if host_bad is not None and on_host(value):
+        with np.errstate(invalid="ignore"):
+            if bool(host_bad()):
+                raise InvalidInputError(message)
+        return value
     verdict = known(bad)
     if verdict is None:
         return eqx.error_if(value, bad(), message)
@@ -60,20 +81,25 @@ def float_dtype(params: Any):
 
 
 def as_float_params(where: str, params: Any, name: str = "params0") -> Any:
-    """Convert every leaf to a floating JAX array, refusing empty or integer pytrees."""
-    leaves = jax.tree.leaves(params)
+    """Convert every leaf to a floating JAX array, refusing empty or integer pytrees.
+
+    Leaves that already are JAX arrays are kept as they are (no conversion cost).
+    """
+    leaves, treedef = jax.tree.flatten(params)
     if not leaves:
         raise InvalidInputError(
             f"{where}: `{name}` has no array leaves (got {params!r})."
         )
-    for leaf in leaves:
-        dtype = jnp.asarray(leaf).dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
+    arrays = [
+        leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf) for leaf in leaves
+    ]
+    for array in arrays:
+        if not jnp.issubdtype(array.dtype, jnp.floating):
             raise InvalidInputError(
                 f"{where}: every leaf of `{name}` must be a floating-point array, got "
-                f"dtype {dtype}. Cast it, e.g. `jnp.asarray(x, float)`."
+                f"dtype {array.dtype}. Cast it, e.g. `jnp.asarray(x, float)`."
             )
-    return jax.tree.map(jnp.asarray, params)
+    return jax.tree.unflatten(treedef, arrays)
 
 
 def any_nonfinite(tree: Any) -> Array:
@@ -117,6 +143,7 @@ def check_positive(where: str, name: str, value: Any) -> Any:
         value,
         lambda: ~jnp.all(jnp.isfinite(value) & (jnp.asarray(value) > 0)),
         f"{where}: `{name}` must be finite and > 0{shown}.",
+        lambda: not np.all(np.isfinite(value) & (np.asarray(value) > 0)),
     )
 
 
@@ -128,6 +155,7 @@ def check_nonnegative(where: str, name: str, value: Any) -> Any:
         value,
         lambda: ~jnp.all(jnp.isfinite(value) & (jnp.asarray(value) >= 0)),
         f"{where}: `{name}` must be finite and ≥ 0{shown}.",
+        lambda: not np.all(np.isfinite(value) & (np.asarray(value) >= 0)),
     )
 
 
@@ -139,6 +167,7 @@ def check_beta(where: str, beta: Any) -> Any:
         beta,
         lambda: ~((jnp.asarray(beta) >= 0) & (jnp.asarray(beta) < 1)),
         f"{where}: `beta` must lie in [0, 1){shown}.",
+        lambda: not np.all((np.asarray(beta) >= 0) & (np.asarray(beta) < 1)),
     )
 
 
@@ -192,6 +221,70 @@ def check_leading_axis(where: str, name: str, tree: Any) -> int:
     return lengths.pop()
 
 
+def check_outputs(
+    where: str,
+    outputs: Any,
+    inputs: Sequence[tuple[str, Any]],
+    what: str,
+    *,
+    tie: Any = None,
+) -> Any:
+    """Inside a kernel: an error if `outputs` hold NaN/Inf, saying which input caused it.
+
+    The inputs are only inspected (inside a `lax.cond`) once an output is non-finite,
+    so the common, finite case costs one reduction over `outputs`. The message names
+    the first of `inputs` (name, pytree) that holds NaN/Inf, else says that `what`
+    became non-finite from finite inputs. Returns `tie` (default: `outputs`).
+    """
+    tie = outputs if tie is None else tie
+    inputs = [(name, tree) for name, tree in inputs if floating_leaves(tree)]
+    messages = [f"{where}: `{name}` contains NaN or Inf." for name, _ in inputs]
+    messages.append(
+        f"{where}: {what} became NaN or Inf at finite inputs (is the loss defined, "
+        "and finite, there?)."
+    )
+    bad = any_nonfinite(outputs)
+
+    def culprit():
+        flags = [any_nonfinite(floating_leaves(tree)) for _, tree in inputs]
+        return jnp.argmax(jnp.stack([*flags, jnp.array(True)]))
+
+    index = jax.lax.cond(bad, culprit, lambda: jnp.asarray(len(inputs)))
+    return eqx.branched_error_if(tie, bad, index, messages)
+
+
+def floating_leaves(tree: Any) -> list:
+    """The floating-point array leaves of `tree` (where NaN/Inf can hide)."""
+    return [
+        leaf
+        for leaf in jax.tree.leaves(tree)
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact)
+    ]
+
+
+def named_args(args: tuple) -> list[tuple[str, Any]]:
+    """`args` as (name, value) pairs for error messages: `args[0]`, `args[1]`, …"""
+    return [(f"args[{i}]", arg) for i, arg in enumerate(args)]
+
+
+def input_errors(kernel: Callable) -> Callable:
+    """Wrap a jitted kernel whose only runtime errors are about its inputs (NaN/Inf
+    found by `check_outputs`): called eagerly, they surface as `InvalidInputError`
+    (a `ValueError` and an `equinox.EquinoxRuntimeError`), as the same bad input
+    checked before the call would."""
+
+    @functools.wraps(kernel)
+    def call(*args, **kwargs):
+        try:
+            return kernel(*args, **kwargs)
+        except eqx.EquinoxRuntimeError as error:
+            if isinstance(error, InvalidInputError):
+                raise
+            raise InvalidInputError(str(error)) from None
+
+    return call
+
+
 def check_same_structure(where: str, name_a: str, a: Any, name_b: str, b: Any) -> None:
     """Refuse two pytrees that differ in structure or in any leaf's shape."""
     struct_a, struct_b = jax.tree.structure(a), jax.tree.structure(b)
@@ -209,11 +302,19 @@ def check_same_structure(where: str, name_a: str, a: Any, name_b: str, b: Any) -
 
 
 def checked_params(
-    where: str, loss: Callable, params: Any, args: tuple, name: str = "params0"
+    where: str,
+    loss: Callable,
+    params: Any,
+    args: tuple,
+    name: str = "params0",
+    *,
+    finite: bool = True,
 ) -> Any:
     """The checks every public function starts with; returns the params as arrays.
 
-    A callable `loss`, a tuple `args`, floating leaves, no NaN/Inf.
+    A callable `loss`, a tuple `args`, floating leaves, and (with `finite`) no NaN/Inf.
+    Pass `finite=False` where the jitted kernel checks values itself
+    (`check_outputs`), so a concrete call costs no device round trip before it runs.
     """
     if not callable(loss):
         raise InvalidInputError(
@@ -225,7 +326,7 @@ def checked_params(
             f"{type(args).__name__}; write `args=(x,)` for a single one."
         )
     params = as_float_params(where, params, name)
-    return check_finite(where, name, params)
+    return check_finite(where, name, params) if finite else params
 
 
 def traced_floats(args: tuple) -> tuple:

@@ -1,5 +1,6 @@
 """How far discrete methods drift from the gradient flow, and SGD's implicit regularizers."""
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -474,25 +475,46 @@ class SGDRegularizers(eqx.Module):
 
 
 def sgd_regularizers(
-    loss: Callable, params: PyTree, batches: Any, lr: float | Array, args: tuple = ()
+    loss: Callable, params: PyTree, lr: float | Array, batches: Any, args: tuple = ()
 ) -> SGDRegularizers:
     """Evaluate SGD's two implicit-regularizer terms and their gradients at `params`.
+
+    The arguments come in the order of [`corridors.sgd`][]. The old order
+    `(loss, params, batches, lr)` still works, with a `DeprecationWarning`.
 
     **Arguments:**
 
     - `loss`: `loss(params, *batch, *args) -> scalar`, as in [`corridors.sgd`][].
     - `params`: the point θ.
+    - `lr`: the learning rate > 0.
     - `batches`: a tuple of arrays sharing a leading axis of length m (the batches of
       one epoch); the full-batch loss is the mean of the m batch losses.
-    - `lr`: the learning rate > 0.
     - `args`: extra arguments passed to `loss` after the batch.
 
     **Returns:**
 
     A [`corridors.SGDRegularizers`][]: in a corridor of the full-batch loss
     `full_batch_grad` vanishes while `per_batch` and `per_batch_grad` need not.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+    loss = lambda p, x: 0.5 * jnp.sum((p - x) ** 2)
+    regs = cr.sgd_regularizers(loss, jnp.zeros(2), 0.1, jnp.array([[1.0, 0.0], [-1.0, 0.0]]))
+    print(float(regs.full_batch), round(float(regs.per_batch), 6))  # 0.0 0.025
+    ```
     """
     where = "sgd_regularizers"
+    if _is_scalar(batches) and not _is_scalar(lr):
+        warnings.warn(
+            f"{where}(loss, params, batches, lr) is deprecated: pass (loss, params, lr, "
+            "batches), the order of corridors.sgd.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        lr, batches = batches, lr
     batches = batch_tuple(where, batches)
     params = checked_params(where, loss, params, args, "params")
     args = traced_floats(args)
@@ -500,6 +522,13 @@ def sgd_regularizers(
     return _sgd_regularizers(
         loss, params, batches, jnp.asarray(lr, float_dtype(params)), args
     )
+
+
+def _is_scalar(value: Any) -> bool:
+    """A learning rate (a number or a 0-d array), as opposed to a batches pytree."""
+    if isinstance(value, (tuple, list, dict)):
+        return False
+    return jnp.ndim(value) == 0
 
 
 @eqx.filter_jit

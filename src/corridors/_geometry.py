@@ -13,9 +13,12 @@ from ._checks import (
     InvalidInputError,
     as_float_params,
     check_loss,
+    check_outputs,
     check_positive,
     check_same_structure,
     checked_params,
+    input_errors,
+    named_args,
     traced_floats,
 )
 from ._lanczos import lanczos_top
@@ -34,17 +37,27 @@ def gradient_and_hvp(
     return grad, hvp_at(grad)
 
 
+def value_gradient_and_hvp(
+    loss: Callable, params: PyTree, args: tuple
+) -> tuple[Array, PyTree, PyTree]:
+    """(L, ∇L, H∇L): `gradient_and_hvp` that also keeps the loss (for its checks)."""
+    value_and_grad = lambda p: jax.value_and_grad(loss)(p, *args)  # noqa: E731
+    (value, grad), linear = jax.linearize(value_and_grad, params)
+    return value, grad, linear(grad)[1]
+
+
 def safe_ratio(numerator: Array, denominator: Array) -> Array:
-    """numerator / denominator, and 0 where the denominator is 0 (no NaN, no NaN grad)."""
-    positive = denominator > 0
-    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0.0)
+    """numerator / denominator, and 0 where the denominator is exactly 0 (no NaN, no
+    NaN gradient there); a NaN stays NaN, so a failure is never read as a zero."""
+    zero = denominator == 0
+    return jnp.where(zero, 0.0, numerator / jnp.where(zero, 1, denominator))
 
 
 def tree_norm(tree: PyTree) -> Array:
-    """‖tree‖₂ over all leaves, with a zero (not NaN) gradient at 0."""
+    """‖tree‖₂ over all leaves, with a zero (not NaN) gradient at 0; NaN stays NaN."""
     squared = optax.tree.norm(tree, squared=True)
-    positive = squared > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1)), 0.0)
+    zero = squared == 0
+    return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1, squared)))
 
 
 def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> PyTree:
@@ -63,17 +76,26 @@ def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> Py
     MLP; up to three where layers are bilinear in activations and weights with costly
     input gradients (strided convolutions on CPU: see `benchmarks/README.md`).
     """
-    params = checked_params("hvp", loss, params, args, "params")
+    params = checked_params("hvp", loss, params, args, "params", finite=False)
     args = traced_floats(args)
     tangent = as_float_params("hvp", tangent, "tangent")
     check_same_structure("hvp", "params", params, "tangent", tangent)
     return _hvp(loss, params, tangent, args)
 
 
+@input_errors
 @eqx.filter_jit
 def _hvp(loss, params, tangent, args):
-    check_loss("hvp", loss, params, args)
-    return jax.jvp(gradient_function(loss, args), (params,), (tangent,))[1]
+    where = "hvp"
+    check_loss(where, loss, params, args)
+    grad, product = jax.jvp(gradient_function(loss, args), (params,), (tangent,))
+    return check_outputs(
+        where,
+        (grad, product),
+        [("params", params), ("tangent", tangent), *named_args(args)],
+        "the gradient or H·tangent",
+        tie=product,
+    )
 
 
 def corridor_score(loss: Callable, params: PyTree, args: tuple = ()) -> Scalar:
@@ -93,16 +115,26 @@ def corridor_score(loss: Callable, params: PyTree, args: tuple = ()) -> Scalar:
 
     A scalar ≥ 0.
     """
-    params = checked_params("corridor_score", loss, params, args, "params")
+    where = "corridor_score"
+    params = checked_params(where, loss, params, args, "params", finite=False)
     args = traced_floats(args)
     return _corridor_score(loss, params, args)
 
 
+@input_errors
 @eqx.filter_jit
 def _corridor_score(loss, params, args):
-    check_loss("corridor_score", loss, params, args)
-    grad, hessian_grad = gradient_and_hvp(loss, params, args)
-    return safe_ratio(tree_norm(hessian_grad), tree_norm(grad))
+    where = "corridor_score"
+    check_loss(where, loss, params, args)
+    value, grad, hessian_grad = value_gradient_and_hvp(loss, params, args)
+    score = safe_ratio(tree_norm(hessian_grad), tree_norm(grad))
+    return check_outputs(
+        where,
+        (value, grad, hessian_grad, score),
+        [("params", params), *named_args(args)],
+        "the loss, its gradient or H∇L",
+        tie=score,
+    )
 
 
 def predicted_step_drift(
@@ -121,17 +153,27 @@ def predicted_step_drift(
 
     A scalar; the true one-step drift is this plus O(lr³).
     """
-    params = checked_params("predicted_step_drift", loss, params, args, "params")
+    where = "predicted_step_drift"
+    params = checked_params(where, loss, params, args, "params", finite=False)
     args = traced_floats(args)
-    lr = check_positive("predicted_step_drift", "lr", lr)
+    lr = check_positive(where, "lr", lr)
     return _predicted_step_drift(loss, params, jnp.asarray(lr), args)
 
 
+@input_errors
 @eqx.filter_jit
 def _predicted_step_drift(loss, params, lr, args):
-    check_loss("predicted_step_drift", loss, params, args)
-    _, hessian_grad = gradient_and_hvp(loss, params, args)
-    return 0.5 * lr**2 * tree_norm(hessian_grad)
+    where = "predicted_step_drift"
+    check_loss(where, loss, params, args)
+    value, grad, hessian_grad = value_gradient_and_hvp(loss, params, args)
+    drift = 0.5 * lr**2 * tree_norm(hessian_grad)
+    return check_outputs(
+        where,
+        (value, grad, hessian_grad, drift),
+        [("params", params), *named_args(args)],
+        "the loss, its gradient or H∇L",
+        tie=drift,
+    )
 
 
 def sharpness(

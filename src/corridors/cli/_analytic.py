@@ -17,57 +17,45 @@ import numpy as np
 import corridors as cr
 from corridors.landscapes import Cone, Quadratic
 
-from ._report import fit_slope
-
 LRS = tuple(1.0 / k for k in (16, 32, 64, 128, 256))
 HORIZON = 1.0
 CONE_STEPS = 32
 CONE_BETA = 0.9
 QUADRATIC_BETA = 0.5
+METHODS = ("gd", "rk4", "momentum")
 
-# (name, label, method, where the drift is read, theory order)
+# (name, label, method, where the drift is read); the theory order comes from the
+# method registry (cr.method_info).
 SERIES = (
-    ("gd_one_step", "GD, one step", "gd", "one_step", 2),
-    ("gd_horizon", "GD, fixed horizon T = 1", "gd", "horizon", 1),
-    ("rk4_one_step", "RK4, one step", "rk4", "one_step", 5),
-    ("rk4_horizon", "RK4, fixed horizon T = 1", "rk4", "horizon", 4),
+    ("gd_one_step", "GD, one step", "gd", "one_step"),
+    ("gd_horizon", "GD, fixed horizon T = 1", "gd", "horizon"),
+    ("rk4_one_step", "RK4, one step", "rk4", "one_step"),
+    ("rk4_horizon", "RK4, fixed horizon T = 1", "rk4", "horizon"),
     (
         "momentum_horizon",
         "momentum β = 0.5, fixed horizon T = 1",
         "momentum",
         "horizon",
-        1,
     ),
 )
 PLOTTED = ("gd_one_step", "gd_horizon", "rk4_horizon", "momentum_horizon")
 SLOPE_TOLERANCE = 0.15
 
 
-def matched_times(lr: float, n_steps: int, method: str, beta: float) -> np.ndarray:
-    """Flow time after k = 0..n steps: k·lr, or lr·Σ(1 − β^j)/(1 − β) for momentum."""
-    k = np.arange(1, n_steps + 1)
-    speeds = (1 - beta**k) / (1 - beta) if method == "momentum" else np.ones(n_steps)
-    return np.concatenate([[0.0], lr * np.cumsum(speeds)])
-
-
-def iterates(
-    method: str, loss: Callable, params0, lr: float, n_steps: int, beta: float
-):
-    if method == "gd":
-        return cr.gd(loss, params0, lr, n_steps)
-    if method == "rk4":
-        return cr.runge_kutta(loss, params0, lr, n_steps, tableau="rk4")
-    return cr.momentum(loss, params0, lr, beta, n_steps)
-
-
 def distances_to_flow(
     landscape, method: str, params0, lr: float, n_steps: int, beta: float
 ) -> np.ndarray:
     """‖θ_k − φ(t_k)‖ for k = 0..n, against the closed-form flow."""
-    path = iterates(method, landscape.loss, params0, lr, n_steps, beta)
-    ts = matched_times(lr, n_steps, method, beta)
-    flow = landscape.exact_flow(params0, jnp.asarray(ts))
-    return np.asarray(jnp.linalg.norm(path - flow, axis=-1))
+    drift = cr.measure_drift(
+        landscape.loss,
+        params0,
+        lr,
+        n_steps,
+        method=method,
+        beta=beta,
+        reference=landscape.exact_flow,
+    )
+    return np.asarray(drift.distance)
 
 
 def cone_problem() -> tuple[Cone, jnp.ndarray]:
@@ -82,10 +70,10 @@ def quadratic_problem() -> tuple[Quadratic, jnp.ndarray]:
 
 def run_cone(stage: Callable[[str], None]) -> dict:
     cone, params0 = cone_problem()
-    longest = matched_times(max(LRS), CONE_STEPS, "momentum", CONE_BETA)[-1]
+    longest = cr.matched_times("momentum", max(LRS), CONE_STEPS, beta=CONE_BETA)[-1]
     assert longest < float(cone.apex_time(params0)), "the demo cone is too small"
     methods = {}
-    for method in ("gd", "rk4", "momentum"):
+    for method in METHODS:
         stage(f"cone: {method} on the exact flow")
         runs = [
             distances_to_flow(cone, method, params0, lr, CONE_STEPS, CONE_BETA)
@@ -110,19 +98,20 @@ def run_quadratic(stage: Callable[[str], None]) -> dict:
     quadratic, params0 = quadratic_problem()
     n_steps = round(HORIZON / min(LRS))
     runs = {}
-    for method in ("gd", "rk4", "momentum"):
+    for method in METHODS:
         stage(f"quadratic: {method} drift vs lr")
         runs[method] = [
             distances_to_flow(quadratic, method, params0, lr, n_steps, QUADRATIC_BETA)
             for lr in LRS
         ]
     series = []
-    for name, label, method, where, theory in SERIES:
+    for name, label, method, where in SERIES:
         drift = [
             float(d[1] if where == "one_step" else d[round(HORIZON / lr)])
             for d, lr in zip(runs[method], LRS, strict=True)
         ]
-        slope = fit_slope(LRS, drift)
+        slope = cr.drift_order(LRS, drift).order
+        theory = cr.method_info(method).drift_order(local=where == "one_step")
         series.append(
             {
                 "name": name,

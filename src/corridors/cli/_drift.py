@@ -11,6 +11,7 @@ import argparse
 import math
 import time
 
+from .._methods import METHOD_NAMES, method_info
 from ._options import (
     UsageError,
     add_common_flags,
@@ -36,17 +37,9 @@ Default lrs: 0.2, 0.1, 0.05, 0.025 times the problem's lr scale (1e-3 on Rosenbr
 default horizon: that scale. Each distinct step count compiles once (--steps N: one
 compile per method)."""
 
-METHODS = ("gd", "momentum", "nesterov", "euler", "midpoint", "heun", "ralston", "rk4")
-GLOBAL_ORDER = {
-    "gd": 1,
-    "euler": 1,
-    "momentum": 1,
-    "nesterov": 1,
-    "midpoint": 2,
-    "heun": 2,
-    "ralston": 2,
-    "rk4": 4,
-}
+METHODS = METHOD_NAMES
+MAX_STEPS = 1_000_000
+"""The most steps one (method, lr) run may take: a smaller lr is refused up front."""
 DEFAULT_LRS = (0.2, 0.1, 0.05, 0.025)
 
 
@@ -149,23 +142,21 @@ def theory_order(method: str, reference: str, mode: str, corridor: bool) -> int 
     """The log-log slope the theory predicts (None in a corridor: no drift at all)."""
     if corridor and reference == "flow":
         return None
-    order = 2 if reference == "modified" else GLOBAL_ORDER[method]
-    return order + 1 if mode == "steps" else order
+    return method_info(method).drift_order(reference, local=mode == "steps")
 
 
 def matched_end_time(method: str, lr: float, n: int, beta: float) -> float:
-    if method == "momentum":
-        return lr * (n - beta * (1 - beta**n) / (1 - beta)) / (1 - beta)
-    if method == "nesterov":
-        return lr * (n - beta**2 * (1 - beta**n) / (1 - beta)) / (1 - beta)
-    return lr * n
+    """The flow time `method` reaches after n steps along a corridor."""
+    from .._methods import matched_times
+
+    return float(matched_times(method, lr, n, beta=beta)[-1])
 
 
 def _plan(options, problem) -> tuple[list[float], str, float | None, dict]:
     """lrs, mode, horizon, and the step count for every lr; refuses what cannot run."""
     lrs = options.lrs or [problem.lr_scale * f for f in DEFAULT_LRS]
     if options.reference == "modified":
-        bad = [m for m in options.methods if m not in ("gd", "euler")]
+        bad = [m for m in options.methods if not method_info(m).modified_flow]
         if bad:
             raise UsageError(
                 f"--reference modified is GD's modified flow; not defined for "
@@ -186,6 +177,12 @@ def _plan(options, problem) -> tuple[list[float], str, float | None, dict]:
                     "lower the lr or raise --horizon."
                 )
             steps[lr] = n
+    for lr, n in steps.items():
+        if n > MAX_STEPS:
+            raise UsageError(
+                f"--lr {lr:g} needs {n:,} steps per run, more than the budget of "
+                f"{MAX_STEPS:,}; raise the lr or lower --horizon/--steps."
+            )
     if problem.apex_time is not None:
         for method in options.methods:
             for lr in lrs:
@@ -374,7 +371,7 @@ def _slope(fit: dict) -> str:
 def _theory(fit: dict) -> str:
     if fit["theory"] is None:
         return "no drift (corridor)"
-    if fit["method"] in ("momentum", "nesterov"):
+    if method_info(fit["method"]).momentum:
         return f"{fit['theory']} (once lr ≪ (1 − β)/sharpness)"
     return str(fit["theory"])
 

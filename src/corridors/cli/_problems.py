@@ -145,13 +145,7 @@ def _landscape(name: str, dim: int, key: jax.Array) -> tuple[Any, Any, float, st
 
 def landscape_problem(name: str, *, dim: int, seed: int) -> Problem:
     landscape, params0, scale, description = _landscape(name, dim, jax.random.key(seed))
-    corridor = name in (
-        "cone",
-        "concave-cone",
-        "cylinder-cone",
-        "glued-corridor",
-        "linear",
-    )
+    corridor = type(landscape).is_corridor
     apex = None
     if hasattr(type(landscape), "apex_time"):
         apex = float(landscape.apex_time(params0))

@@ -76,15 +76,18 @@ def header(kind: str, seconds: float | None = None, **extra: Any) -> dict:
 
 
 def fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    """The slope of log y against log x (least squares), over points with y > 0.
+    """The slope of log y against log x (`corridors.drift_order`), over the points
+    with y > 0.
 
     `None` with fewer than two usable points.
     """
+    from .._methods import drift_order
+
     x, y = np.asarray(xs, float), floats(list(ys))
     keep = np.isfinite(y) & (y > 0) & np.isfinite(x) & (x > 0)
-    if keep.sum() < 2:
+    if np.unique(x[keep]).size < 2:
         return None
-    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
+    return drift_order(x[keep], y[keep]).order
 
 
 def number(value: Any, digits: int = 3) -> str:

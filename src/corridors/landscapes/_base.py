@@ -6,7 +6,7 @@ itself) without recompiling when only the constants change.
 """
 
 import abc
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -69,7 +69,13 @@ class AbstractLandscape(eqx.Module):
     Subclasses implement `loss(params)` and the `minimum` property, and may refine
     `in_corridor`. Calling the landscape is the same as calling `loss`, so a landscape
     can be passed wherever `corridors` expects `loss(params, *args)` (with `args=()`).
+
+    The class attribute `is_corridor` says whether the landscape is a corridor
+    (H∇L = 0) wherever it is differentiable and its gradient is non-zero: there GD,
+    momentum and every consistent explicit Runge–Kutta method follow the flow.
     """
+
+    is_corridor: ClassVar[bool] = False
 
     @abc.abstractmethod
     def loss(self, params: PyTree) -> Scalar:

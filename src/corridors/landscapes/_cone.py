@@ -1,6 +1,6 @@
 """Cones a‖θ − c‖ + b and concave cones b − a‖θ − c‖: corridors away from the apex."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -30,6 +30,8 @@ def _radial(params: PyTree, center: PyTree) -> tuple[PyTree, Scalar, PyTree]:
 
 
 class _AbstractCone(AbstractExactLandscape):
+    is_corridor: ClassVar[bool] = True
+
     center: PyTree
     slope: Scalar
     offset: Scalar

@@ -1,6 +1,6 @@
 """Cylinder cones a‖P(θ − c)‖ + b, P an orthogonal projection."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -41,6 +41,8 @@ class CylinderCone(AbstractExactLandscape):
     `offset` (b). **Minimum:** value b; the minimizers form the axis c + ker P, and the
     location given is c.
     """
+
+    is_corridor: ClassVar[bool] = True
 
     center: Float[Array, " d"]
     slope: Scalar

@@ -1,6 +1,6 @@
 """A corridor glued from a cone and planes along lines: non-differentiable seams."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -68,6 +68,8 @@ class GluedCorridor(AbstractExactLandscape):
     **Fields:** `center` (c, shape (d,), d ≥ 2), `slope` (a), `facets` (the w_j as
     rows, shape (m, d), m ≥ 1), `offset` (b). **Minimum:** value b at the apex c.
     """
+
+    is_corridor: ClassVar[bool] = True
 
     center: Float[Array, " d"]
     slope: Scalar

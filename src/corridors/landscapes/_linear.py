@@ -1,6 +1,6 @@
 """The linear landscape: a corridor everywhere."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,8 @@ class Linear(AbstractExactLandscape):
     - `w`: the gradient, a pytree of arrays.
     - `b`: the constant term, a scalar.
     """
+
+    is_corridor: ClassVar[bool] = True
 
     w: PyTree
     b: Scalar

@@ -13,13 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
 
-from .._checks import InvalidInputError, float_dtype
+from .._checks import InvalidInputError
 from .._drift import measure_drift, sweep_drift
-from .._flows import gradient_flow
 from .._geometry import corridor_score
-from .._steppers import gd, momentum, runge_kutta
-
-_MOMENTUM = ("momentum", "nesterov")
+from .._methods import MethodInfo, drift_order, method_info
 
 
 def _format(tree: PyTree, limit: int = 300) -> str:
@@ -121,26 +118,17 @@ def assert_tree_allclose(
     )
 
 
-def _matched_times(method: Any, lr: float, beta: float, n_steps: int) -> np.ndarray:
-    k = np.arange(1, n_steps + 1, dtype=np.float64)
-    if method == "momentum":
-        speeds = (1 - beta**k) / (1 - beta)
-    elif method == "nesterov":
-        speeds = (1 - beta ** (k + 1)) / (1 - beta)
+def _label(info: MethodInfo, lr: float, n_steps: int, beta: float) -> str:
+    if info.name == "tableau":
+        name = (
+            f"runge_kutta with a {info.solver.tableau.num_stages}-stage ButcherTableau"
+        )
+    elif info.momentum:
+        name = f"{info.name} (β={beta:g})"
+    elif info.family == "gradient":
+        name = info.name
     else:
-        speeds = np.ones_like(k)
-    return np.concatenate([[0.0], lr * np.cumsum(speeds)])
-
-
-def _label(method: Any, lr: float, n_steps: int, beta: float) -> str:
-    if isinstance(method, diffrax.ButcherTableau):
-        name = f"runge_kutta with a {method.num_stages}-stage ButcherTableau"
-    elif method in _MOMENTUM:
-        name = f"{method} (β={beta:g})"
-    elif method == "gd":
-        name = "gd"
-    else:
-        name = f"runge_kutta({method!r})"
+        name = f"runge_kutta({info.name!r})"
     return f"{name} at lr={lr:g} for {n_steps} steps"
 
 
@@ -189,24 +177,24 @@ def assert_follows_flow(
 
     The distances ‖θ_k − φ(t_k)‖ for k = 0..n_steps, a NumPy array.
     """
+    where = "assert_follows_flow"
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise InvalidInputError(
-            f"assert_follows_flow: `n_steps` must be an int ≥ 1, got {n_steps!r}."
+            f"{where}: `n_steps` must be an int ≥ 1, got {n_steps!r}."
         )
-    if method == "gd":
-        iterates = gd(loss, params0, lr, n_steps, args)
-    elif method in _MOMENTUM:
-        iterates = momentum(
-            loss, params0, lr, beta, n_steps, args, nesterov=method == "nesterov"
-        )
-    else:
-        iterates = runge_kutta(loss, params0, lr, n_steps, args, tableau=method)
-    ts_np = _matched_times(method, float(lr), float(beta), n_steps)
-    ts = jnp.asarray(ts_np, float_dtype(iterates))
-    if flow is None:
-        reference = gradient_flow(loss, params0, ts, args).params
-    else:
-        reference = flow(params0, ts)
+    info = method_info(method, where=where)
+    drift = measure_drift(
+        loss,
+        params0,
+        lr,
+        n_steps,
+        args,
+        method=method,
+        beta=beta,
+        reference="flow" if flow is None else flow,
+    )
+    iterates, reference = drift.iterates, drift.reference
+    ts_np = np.asarray(drift.ts, np.float64)
     difference = jax.tree.map(
         lambda a, b: np.asarray(a, np.float64) - np.asarray(b, np.float64),
         iterates,
@@ -222,7 +210,7 @@ def assert_follows_flow(
     k = int(np.argmax(excess))
     at_k = lambda tree: jax.tree.map(lambda x: np.asarray(x)[k], tree)  # noqa: E731
     raise AssertionError(
-        f"{_label(method, float(lr), n_steps, float(beta))} does not follow the gradient "
+        f"{_label(info, float(lr), n_steps, float(beta))} does not follow the gradient "
         f"flow (expected ‖θ_k − φ(t_k)‖ ≤ atol + rtol·‖φ(t_k)‖ at every step, as in a "
         f"corridor).\nWorst step: k = {k} (flow time t_k = {ts_np[k]:.6g}): distance "
         f"{distances[k]:.3e} > allowed {allowed[k]:.3e} (atol={atol:g}, rtol={rtol:g}).\n"
@@ -315,7 +303,7 @@ def assert_drift_order(
             drifts.append(float(drift.distance[-1]))
         drifts = np.array(drifts, dtype=np.float64)
     kind = "one step (local drift)" if horizon is None else f"to flow time {horizon:g}"
-    name = method if isinstance(method, str) else "tableau"
+    name = method_info(method, where=where).name
     flow_name = "gradient flow" if reference == "flow" else "modified flow"
     what = f"{name} vs the {flow_name}, {kind}"
     table = "\n".join(
@@ -328,7 +316,7 @@ def assert_drift_order(
             f"order {expected_order}. Use larger lrs.\n{table}"
         )
     logs_h, logs_d = np.log(lr_values), np.log(drifts)
-    order = float(np.polyfit(logs_h, logs_d, 1)[0])
+    order = drift_order(lr_values, drifts).order
     if abs(order - expected_order) <= tol:
         return order
     sort = np.argsort(lr_values)

@@ -21,6 +21,7 @@ from ..landscapes import (
 from ._pytrees import learning_rates, pytrees
 
 CORRIDOR_KINDS = (Linear, Cone, ConcaveCone, CylinderCone, GluedCorridor)
+"""The corridor landscapes (`is_corridor`) this module knows how to draw."""
 
 _UNIT = st.floats(
     -1.0, 1.0, allow_nan=False, allow_infinity=False, allow_subnormal=False
@@ -230,6 +231,13 @@ def corridor_problems(
     """
     where = "corridor_problems"
     kinds = tuple(kinds)
+    not_corridors = [k for k in kinds if not getattr(k, "is_corridor", False)]
+    if not_corridors:
+        raise InvalidInputError(
+            f"{where}: `kinds` must hold corridor landscapes; "
+            f"{[getattr(k, '__name__', k) for k in not_corridors]} are not (their "
+            "class attribute `is_corridor` is not True)."
+        )
     if not kinds or any(k not in CORRIDOR_KINDS for k in kinds):
         raise InvalidInputError(
             f"{where}: `kinds` must be a non-empty subset of "

@@ -9,6 +9,7 @@ which raises when the compiled code runs. Either way the user never gets a silen
 
 import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -135,8 +136,43 @@ def check_finite(where: str, name: str, tree: Any, *, tie: Any = None) -> Any:
     )
 
 
+def check_real(where: str, name: str, value: Any, *, scalar: bool = False) -> Any:
+    """Refuse what is not a real number or real array (None, str, bool, complex,
+    object arrays), and with `scalar` anything but a 0-d value, before JAX sees it."""
+    kind = None
+    if value is None or isinstance(value, (str, bytes, bool, np.bool_)):
+        kind = type(value).__name__
+    else:
+        dtype = getattr(value, "dtype", None)
+        if isinstance(value, (list, tuple)):
+            try:
+                dtype = np.asarray(value).dtype
+            except ValueError:  # ragged
+                dtype = np.dtype(object)
+        if dtype is None:
+            if not isinstance(value, (int, float, np.number)):
+                kind = type(value).__name__
+            elif isinstance(value, complex):
+                kind = "complex"
+        elif not (
+            jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+        ):
+            kind = f"an array of dtype {dtype}"
+    if kind is not None:
+        raise InvalidInputError(
+            f"{where}: `{name}` must be real (a number or an array of real numbers), "
+            f"got {kind} ({value!r:.60})."
+        )
+    if scalar and jnp.ndim(value) != 0:
+        raise InvalidInputError(
+            f"{where}: `{name}` must be a scalar, got shape {jnp.shape(value)}."
+        )
+    return value
+
+
 def check_positive(where: str, name: str, value: Any) -> Any:
-    """Refuse a value ≤ 0 (or non-finite). Works on scalars and arrays."""
+    """Refuse a value ≤ 0 (or non-finite, or not real). Works on scalars and arrays."""
+    check_real(where, name, value)
     shown = f", got {value}" if is_concrete(value) else ""
     return _refuse(
         where,
@@ -148,7 +184,8 @@ def check_positive(where: str, name: str, value: Any) -> Any:
 
 
 def check_nonnegative(where: str, name: str, value: Any) -> Any:
-    """Refuse a value < 0 (or non-finite). Works on scalars and arrays."""
+    """Refuse a value < 0 (or non-finite, or not real). Works on scalars and arrays."""
+    check_real(where, name, value)
     shown = f", got {value}" if is_concrete(value) else ""
     return _refuse(
         where,
@@ -160,7 +197,8 @@ def check_nonnegative(where: str, name: str, value: Any) -> Any:
 
 
 def check_beta(where: str, beta: Any) -> Any:
-    """Refuse a momentum coefficient outside [0, 1)."""
+    """Refuse a momentum coefficient outside [0, 1) (or not real)."""
+    check_real(where, "beta", beta)
     shown = f", got {beta}" if is_concrete(beta) else ""
     return _refuse(
         where,
@@ -185,8 +223,39 @@ def check_steps(where: str, name: str, n: Any, *, minimum: int = 0) -> int:
     return int(n)
 
 
+def memory_budget() -> int:
+    """Bytes the default device can hold: its allocator limit where it reports one
+    (GPUs), else the machine's physical memory."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # some backends do not implement memory_stats
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_storage(
+    where: str, what: str, count: int, like: Any, copies: int = 1
+) -> None:
+    """Refuse an output of `count` stacked copies of the pytree `like` (times `copies`)
+    that cannot fit in memory, with the figure, before anything is allocated."""
+    per_item = sum(
+        int(np.prod(jnp.shape(leaf))) * jnp.dtype(jnp.result_type(leaf)).itemsize
+        for leaf in jax.tree.leaves(like)
+    )
+    needed, budget = count * per_item * copies, memory_budget()
+    if needed > budget:
+        raise InvalidInputError(
+            f"{where}: {what} needs {needed / 2**30:,.1f} GiB ({count:,} × "
+            f"{per_item:,} bytes{f' × {copies}' if copies > 1 else ''}), more than the "
+            f"{budget / 2**30:,.1f} GiB available; take fewer steps or times."
+        )
+
+
 def check_increasing(where: str, name: str, ts: Any) -> Any:
     """Refuse times that are not a 1-D, finite, strictly increasing array."""
+    check_real(where, name, ts)
     ts = jnp.asarray(ts)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise InvalidInputError(
@@ -253,6 +322,16 @@ def check_outputs(
     return eqx.branched_error_if(tie, bad, index, messages)
 
 
+def check_args(where: str, args: tuple, tie: Any) -> Any:
+    """Inside a kernel: refuse NaN/Inf in any floating array of `args`, naming it
+    (`args[i]`); returns `tie` with the checks attached."""
+    for name, arg in named_args(args):
+        leaves = floating_leaves(arg)
+        if leaves:
+            tie = check_finite(where, name, leaves, tie=tie)
+    return tie
+
+
 def floating_leaves(tree: Any) -> list:
     """The floating-point array leaves of `tree` (where NaN/Inf can hide)."""
     return [
@@ -280,7 +359,10 @@ def input_errors(kernel: Callable) -> Callable:
         except eqx.EquinoxRuntimeError as error:
             if isinstance(error, InvalidInputError):
                 raise
-            raise InvalidInputError(str(error)) from None
+            # equinox keeps the bare message of the check that fired (its own error
+            # text adds a stack dump and debugging advice); fall back to the text.
+            info = getattr(eqx._jit, "last_error_info", None)
+            raise InvalidInputError(info[0] if info else str(error)) from None
 
     return call
 

@@ -15,11 +15,14 @@ from jaxtyping import Array, Float, PyTree
 from ._checks import (
     InvalidInputError,
     any_nonfinite,
+    check_args,
     check_beta,
     check_loss,
     check_lr_array,
     check_positive,
+    check_real,
     check_steps,
+    check_storage,
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
@@ -222,10 +225,13 @@ def measure_drift(
     where = "measure_drift"
     params0, lr, args = prepared(where, loss, params0, lr, args)
     n_steps = check_steps(where, "n_steps", n_steps, minimum=1)
+    # The iterates and the reference path, both stacked.
+    check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, params0, copies=2)
     info = method_info(method, where=where)
     reference = check_reference(where, reference, info)
     beta_array = None
     if info.momentum:
+        beta = check_real(where, "beta", beta, scalar=True)
         beta_array = jnp.asarray(check_beta(where, beta), lr.dtype)
     for name, tol in (("rtol", rtol), ("atol", atol)):
         check_positive(where, name, tol)
@@ -413,6 +419,7 @@ def _sweep_drift(
 ):
     where = "sweep_drift"
     check_loss(where, loss, params0, args)
+    params0 = check_args(where, args, params0)
     start = start_result(loss, params0, args)
     grad = jax.grad(loss)
 

@@ -7,6 +7,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree
@@ -14,10 +15,14 @@ from jaxtyping import Array, Float, PyTree
 from ._checks import (
     InvalidInputError,
     any_nonfinite,
+    check_args,
+    check_finite,
     check_increasing,
     check_loss,
     check_positive,
+    check_real,
     check_steps,
+    check_storage,
     checked_params,
     float_dtype,
     traced_floats,
@@ -91,7 +96,9 @@ class Flow(eqx.Module):
                 "Flow.evaluate: this flow has no dense interpolant; solve it with "
                 "`gradient_flow(..., dense=True)`."
             )
+        check_real("Flow.evaluate", "t", t)
         t = jnp.asarray(t, self.ts.dtype)
+        t = check_finite("Flow.evaluate", "t", t)
         outside = jnp.any((t < self.ts[0]) | (t > self.ts[-1]))
         t = eqx.error_if(
             t,
@@ -116,6 +123,17 @@ def default_solver(solver: Any) -> diffrax.AbstractSolver:
         raise InvalidInputError(
             "gradient_flow: `solver` must be None, 'stiff' or a diffrax.AbstractSolver, "
             f"got {type(solver).__name__}."
+        )
+    tableau = getattr(solver, "tableau", None)
+    no_estimate = isinstance(tableau, diffrax.ButcherTableau) and not np.any(
+        tableau.b_error
+    )
+    if not isinstance(solver, diffrax.AbstractAdaptiveSolver) or no_estimate:
+        raise InvalidInputError(
+            f"gradient_flow: `solver` must be an adaptive diffrax solver (with an error "
+            f"estimate, e.g. diffrax.Dopri5() or diffrax.Kvaerno5()); "
+            f"{type(solver).__name__} takes fixed steps: use corridors.runge_kutta for "
+            "those."
         )
     return solver
 
@@ -270,10 +288,18 @@ def gradient_flow(
     where = "gradient_flow"
     params0 = checked_params(where, loss, params0, args)
     args = traced_floats(args)
+    check_real(where, "ts", ts)
     ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
     for name, tol in (("rtol", rtol), ("atol", atol)):
         check_positive(where, name, tol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
+    if ts.shape[0] - 1 > max_steps:
+        raise InvalidInputError(
+            f"{where}: `ts` has {ts.shape[0]:,} times and the solver steps to each of "
+            f"them, so it needs at least {ts.shape[0] - 1:,} steps, more than "
+            f"max_steps = {max_steps:,}; pass fewer times or raise `max_steps`."
+        )
+    check_storage(where, f"len(ts) = {ts.shape[0]:,}", ts.shape[0], params0)
     solver = default_solver(solver)
     throw = check_throw(where, throw)
     if modified is not None:
@@ -299,6 +325,7 @@ def _gradient_flow(
 ):
     where = "gradient_flow"
     check_loss(where, loss, params0, args)
+    params0 = check_args(where, args, params0)
     start = start_result(loss, params0, args)
     if throw:  # fail before the solve, which would spin to max_steps on a NaN
         params0 = finish(where, params0, start, throw)

@@ -17,6 +17,7 @@ from ._checks import (
     as_float_params,
     check_finite,
     check_leading_axis,
+    check_outputs,
     check_same_structure,
 )
 
@@ -76,31 +77,42 @@ def path_geometry(
 
 @eqx.filter_jit
 def _path_geometry(iterates, grads, x_star):
-    def per_step(total, leaf_x, leaf_g, leaf_star):
-        axes = tuple(range(1, leaf_x.ndim))
-        diff = leaf_x - leaf_star[None]
-        return (
-            total[0] + jnp.sum(diff * diff, axis=axes),
-            total[1] + jnp.sum(leaf_g * diff, axis=axes),
-            total[2] + jnp.sum(leaf_g * leaf_g, axis=axes),
-        )
-
-    leaves = zip(
-        jax.tree.leaves(iterates),
-        jax.tree.leaves(grads),
-        jax.tree.leaves(x_star),
-        strict=True,
-    )
-    dtype = jnp.result_type(*jax.tree.leaves(iterates), *jax.tree.leaves(grads))
-    n = jax.tree.leaves(iterates)[0].shape[0]
-    total = (jnp.zeros(n, dtype),) * 3
-    for leaf_x, leaf_g, leaf_star in leaves:
-        total = per_step(total, leaf_x, leaf_g, leaf_star)
-    distance2, inner, grad2 = total
-    away = distance2 > 0
+    diffs = jax.tree.map(lambda x, star: x - star[None], iterates, x_star)
+    # Per step, scale the differences and the gradients by their largest entry before
+    # squaring: sums of squares of a path at 1e25 would overflow (1e20 in float32).
+    d_scale, g_scale = _step_scale(diffs), _step_scale(grads)
+    distance2 = inner = grad2 = 0.0
+    for d, g in zip(jax.tree.leaves(diffs), jax.tree.leaves(grads), strict=True):
+        d = d / _broadcast(d_scale, d)
+        g = g / _broadcast(g_scale, g)
+        axes = tuple(range(1, d.ndim))
+        distance2 = distance2 + jnp.sum(d * d, axis=axes)
+        inner = inner + jnp.sum(g * d, axis=axes)
+        grad2 = grad2 + jnp.sum(g * g, axis=axes)
+    away = d_scale > 0
     safe_distance2 = jnp.where(away, distance2, 1)
-    rsi = jnp.where(away, inner / safe_distance2, 0)
-    ratio = jnp.where(away, grad2 / safe_distance2, 0)
-    positive = ratio > 0
-    eb = jnp.where(positive, jnp.sqrt(jnp.where(positive, ratio, 1)), 0)
-    return rsi, eb
+    ratio = jnp.where(away, g_scale / jnp.where(away, d_scale, 1), 0)
+    rsi = jnp.where(away, ratio * inner / safe_distance2, 0)
+    eb = jnp.where(away, ratio * jnp.sqrt(grad2 / safe_distance2), 0)
+    return check_outputs(
+        "path_geometry",
+        (rsi, eb),
+        [],
+        "RSI or EB (the ratio ‖g_k‖/‖x_k − x*‖ overflows)",
+    )
+
+
+def _step_scale(stacked: PyTree) -> Array:
+    """max |entry| at every step of the leading axis (1 where the step is all zero)."""
+    per_leaf = [
+        jnp.max(jnp.abs(x).reshape(x.shape[0], -1), axis=1, initial=0.0)
+        for x in jax.tree.leaves(stacked)
+    ]
+    largest = jnp.max(jnp.stack(per_leaf), axis=0)
+    return largest
+
+
+def _broadcast(scale: Array, leaf: Array) -> Array:
+    """`scale` (one per step) shaped to divide `leaf`, 1 where the step is zero."""
+    safe = jnp.where(scale > 0, scale, 1)
+    return safe.reshape(safe.shape + (1,) * (leaf.ndim - 1))

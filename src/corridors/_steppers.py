@@ -18,11 +18,14 @@ from jaxtyping import Array, PyTree
 from ._checks import (
     any_nan,
     any_nonfinite,
+    check_args,
     check_beta,
     check_leading_axis,
     check_loss,
     check_positive,
+    check_real,
     check_steps,
+    check_storage,
     checked_params,
     float_dtype,
     traced_floats,
@@ -38,7 +41,7 @@ def prepared(where: str, loss: Callable, params0: Any, lr: Any, args: tuple):
     Returns (params0, lr as an array of the params' dtype, args with floats traced).
     """
     params0 = checked_params(where, loss, params0, args)
-    lr = check_positive(where, "lr", lr)
+    lr = check_positive(where, "lr", check_real(where, "lr", lr, scalar=True))
     return params0, jnp.asarray(lr, float_dtype(params0)), traced_floats(args)
 
 
@@ -76,6 +79,7 @@ def run_sgd(
     """
     first_batch = () if batches is None else jax.tree.map(lambda x: x[0], batches)
     check_loss(where, loss, params0, (*first_batch, *args))
+    params0 = check_args(where, args, params0)
     optimizer = optax.sgd(lr, momentum=beta, nesterov=nesterov)
     value_and_grad = jax.value_and_grad(loss)
 
@@ -124,6 +128,7 @@ def gd(
     """
     params0, lr, args = prepared("gd", loss, params0, lr, args)
     n_steps = check_steps("gd", "n_steps", n_steps)
+    check_storage("gd", f"n_steps = {n_steps:,}", n_steps + 1, params0)
     return _checked_sgd("gd", loss, params0, lr, n_steps, args)
 
 
@@ -159,8 +164,10 @@ def momentum(
     The iterates θ_0, …, θ_n (leading axis `n_steps + 1`).
     """
     params0, lr, args = prepared("momentum", loss, params0, lr, args)
+    beta = check_real("momentum", "beta", beta, scalar=True)
     beta = jnp.asarray(check_beta("momentum", beta), lr.dtype)
     n_steps = check_steps("momentum", "n_steps", n_steps)
+    check_storage("momentum", f"n_steps = {n_steps:,}", n_steps + 1, params0)
     return _checked_sgd(
         "momentum", loss, params0, lr, n_steps, args, beta=beta, nesterov=bool(nesterov)
     )
@@ -233,6 +240,7 @@ def runge_kutta(
     solver = explicit_solver(where, tableau)
     params0, lr, args = prepared(where, loss, params0, lr, args)
     n_steps = check_steps(where, "n_steps", n_steps)
+    check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, params0)
     return _checked_rk(where, loss, params0, lr, n_steps, args, solver)
 
 
@@ -240,6 +248,7 @@ def rk_steps(where, loss, params0, lr, n_steps, args, solver):
     """The Runge–Kutta loop behind `runge_kutta` (inputs already checked; call it
     inside a jitted function). Returns the iterates and their `path_result`."""
     check_loss(where, loss, params0, args)
+    params0 = check_args(where, args, params0)
     term = diffrax.ODETerm(gradient_field(loss, args))
     zero = jnp.zeros((), lr.dtype)
 

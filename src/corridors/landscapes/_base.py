@@ -14,7 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, PyTree, Scalar
 
-from .._checks import InvalidInputError, check_finite, float_dtype, is_concrete
+from .._checks import (
+    InvalidInputError,
+    check_finite,
+    check_outputs,
+    float_dtype,
+    is_concrete,
+)
 from .._geometry import corridor_score
 
 
@@ -156,7 +162,14 @@ def _exact_flow(landscape: AbstractExactLandscape, params0: PyTree, t: Array) ->
     """`landscape._flow_at` vectorized over every entry of `t` (compiled once per
     landscape class and shapes; new constants or times do not recompile)."""
     flat = jax.vmap(lambda s: landscape._flow_at(params0, s))(t.reshape(-1))
-    return jax.tree.map(lambda x: x.reshape(t.shape + x.shape[1:]), flat)
+    flow = jax.tree.map(lambda x: x.reshape(t.shape + x.shape[1:]), flat)
+    # Finite inputs, non-finite flow: it overflowed (e.g. exp(−λt) for λ < 0, large t).
+    return check_outputs(
+        f"{type(landscape).__name__}.exact_flow",
+        flow,
+        [("params0", params0), ("t", t)],
+        "the exact flow (it overflowed: a smaller |t|?)",
+    )
 
 
 def checked_like(
@@ -267,7 +280,7 @@ def safe_norm(x: Array) -> Scalar:
     full relative accuracy. Differentiable to any order away from 0.
     """
     scale = jnp.max(jnp.abs(x), initial=0.0)
-    nonzero = scale > 0
+    nonzero = scale != 0  # a NaN entry gives a NaN norm, never a zero
     scale = jnp.where(nonzero, scale, 1.0)
     return jnp.where(nonzero, scale * jnp.sqrt(jnp.sum((x / scale) ** 2)), 0.0)
 
@@ -282,8 +295,8 @@ def _safe_norm_jvp(primals, tangents):
 def unit_vector(x: Array, norm: Array | None = None) -> Array:
     """x / ‖x‖, and 0 where x = 0 (with finite derivatives)."""
     norm = safe_norm(x) if norm is None else norm
-    positive = norm > 0
-    return jnp.where(positive, x / jnp.where(positive, norm, 1.0), 0.0)
+    nonzero = norm != 0  # NaN stays NaN
+    return jnp.where(nonzero, x / jnp.where(nonzero, norm, 1.0), 0.0)
 
 
 def flatten(tree: PyTree) -> Array:

@@ -4,6 +4,7 @@ Each raises `AssertionError` on failure (so pytest shows the message) and return
 it measured, for further checks.
 """
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,7 @@ def assert_tree_allclose(
     - `equal_nan`: count NaN as equal to NaN.
     - `err_msg`: text prepended to the failure message.
     """
+    _check_tolerances("assert_tree_allclose", rtol=rtol, atol=atol)
     head = _prefix(err_msg)
     struct_a, struct_e = jax.tree.structure(actual), jax.tree.structure(expected)
     if struct_a != struct_e:
@@ -86,7 +88,11 @@ def assert_tree_allclose(
                 f"{head}Leaf {name}: shape {a_arr.shape} (actual) ≠ {e_arr.shape} "
                 "(expected)."
             )
-        a_arr, e_arr = a_arr.astype(np.float64), e_arr.astype(np.float64)
+        # Complex entries are compared as complex numbers (a float cast would drop
+        # the imaginary part).
+        complex_ = np.iscomplexobj(a_arr) or np.iscomplexobj(e_arr)
+        wide = np.complex128 if complex_ else np.float64
+        a_arr, e_arr = a_arr.astype(wide), e_arr.astype(wide)
         total += a_arr.size
         close = np.isclose(a_arr, e_arr, rtol=rtol, atol=atol, equal_nan=equal_nan)
         if close.all():
@@ -106,7 +112,7 @@ def assert_tree_allclose(
         return
     _, name, index, a_value, e_value, allowed = worst
     with np.errstate(invalid="ignore", over="ignore"):
-        gap = abs(float(a_value) - float(e_value))
+        gap = abs(complex(a_value) - complex(e_value))
     where = f"leaf {name}" + (
         f" at index {tuple(int(i) for i in index)}" if index else ""
     )
@@ -130,6 +136,21 @@ def _label(info: MethodInfo, lr: float, n_steps: int, beta: float) -> str:
     else:
         name = f"runge_kutta({info.name!r})"
     return f"{name} at lr={lr:g} for {n_steps} steps"
+
+
+def _check_tolerances(where: str, **tolerances: Any) -> None:
+    """Refuse a negative or non-finite tolerance (it would fail, or pass, everything)."""
+    for name, value in tolerances.items():
+        if value is None:
+            continue
+        try:
+            ok = math.isfinite(float(value)) and float(value) >= 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InvalidInputError(
+                f"{where}: `{name}` must be a finite number ≥ 0, got {value!r}."
+            )
 
 
 def _row_norms(stacked: PyTree) -> np.ndarray:
@@ -178,6 +199,7 @@ def assert_follows_flow(
     The distances ‖θ_k − φ(t_k)‖ for k = 0..n_steps, a NumPy array.
     """
     where = "assert_follows_flow"
+    _check_tolerances(where, atol=atol, rtol=rtol)
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
         raise InvalidInputError(
             f"{where}: `n_steps` must be an int ≥ 1, got {n_steps!r}."
@@ -266,6 +288,7 @@ def assert_drift_order(
     The measured order (the fitted slope).
     """
     where = "assert_drift_order"
+    _check_tolerances(where, tol=tol, floor=floor)
     lr_values = np.asarray(lrs, dtype=np.float64).ravel()
     if lr_values.size < 2 or np.unique(lr_values).size < 2:
         raise InvalidInputError(
@@ -349,12 +372,14 @@ def assert_in_corridor(
 
     The corridor score of every point, a NumPy array.
     """
+    _check_tolerances("assert_in_corridor", tol=tol)
     leaves = jax.tree.leaves(points)
     sizes = {jnp.shape(leaf)[0] if jnp.ndim(leaf) else None for leaf in leaves}
-    if not leaves or None in sizes or len(sizes) != 1:
+    if not leaves or None in sizes or len(sizes) != 1 or 0 in sizes:
         raise InvalidInputError(
             "assert_in_corridor: `points` must be stacked: a pytree whose leaves share "
-            f"a leading (point) axis; got leading sizes {sorted(map(str, sizes))}."
+            "a non-empty leading (point) axis (no points would check nothing); got "
+            f"leading sizes {sorted(map(str, sizes))}."
         )
     scores = np.asarray(jax.vmap(lambda p: corridor_score(loss, p, args))(points))
     bad = ~(scores <= tol)

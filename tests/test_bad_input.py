@@ -1,0 +1,192 @@
+"""Non-finite values are errors that say which value, and arguments are validated
+before JAX sees them (issue: no silent NaN, no deep traceback)."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import corridors as cr
+from corridors import testing as T
+from corridors.landscapes import Cone, Quadratic
+
+from .helpers import RUNTIME_ERRORS
+
+
+def q(theta):
+    return 0.5 * jnp.sum(theta**2)
+
+
+def sq(theta):  # NaN loss and gradient at negative entries
+    return jnp.sum(jnp.sqrt(theta)) + jnp.sum(theta**2)
+
+
+def lg(theta):  # NaN loss at negative entries, yet a finite gradient 1/θ + 2θ
+    return jnp.sum(jnp.log(theta)) + jnp.sum(theta**2)
+
+
+def weighted(theta, a):
+    return jnp.sum(a * theta**2)
+
+
+N, P = jnp.array([-1.0, -2.0]), jnp.array([1.0, 2.0])
+NAN_ARG = (jnp.array([1.0, jnp.nan]),)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: cr.corridor_score(sq, N), "corridor_score: the loss"),
+        (lambda: cr.corridor_score(lg, N), "corridor_score: the loss"),
+        (lambda: cr.predicted_step_drift(sq, N, 0.1), "predicted_step_drift: the loss"),
+        (lambda: cr.hvp(q, P, P * jnp.nan), "hvp: `tangent` contains NaN"),
+        (lambda: cr.hvp(sq, N, P), "hvp: the gradient or H·tangent"),
+        (lambda: cr.hvp(q, P * jnp.nan, P), "hvp: `params` contains NaN"),
+        (lambda: cr.corridor_score(weighted, P, NAN_ARG), r"`args\[0\]` contains"),
+    ],
+)
+def test_geometry_names_what_is_not_finite(call, match):
+    # A concrete bad value is bad input: InvalidInputError, a ValueError.
+    with pytest.raises(cr.InvalidInputError, match=match):
+        call()
+
+
+def test_geometry_under_jit_raises_on_a_nan_loss():
+    with pytest.raises(RUNTIME_ERRORS, match="corridor_score: the loss"):
+        jax.block_until_ready(jax.jit(lambda x: cr.corridor_score(sq, x))(N))
+
+
+def test_a_corridor_score_of_zero_still_means_zero_gradient():
+    # A true zero maps to 0, never NaN: a critical point of a quadratic.
+    assert float(cr.corridor_score(q, jnp.zeros(2))) == 0.0
+    assert float(cr.predicted_step_drift(q, jnp.zeros(2), 0.1)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: cr.gd(lg, N, 0.01, 3), "gd: The loss or its gradient became NaN"),
+        (lambda: cr.gd(weighted, P, 0.1, 3, NAN_ARG), r"gd: `args\[0\]` contains"),
+        (
+            lambda: cr.measure_drift(weighted, P, 0.1, 3, NAN_ARG, throw=False),
+            r"measure_drift: `args\[0\]` contains",
+        ),
+        (
+            lambda: cr.gradient_flow(weighted, P, [0.0, 1.0], NAN_ARG),
+            r"gradient_flow: `args\[0\]` contains",
+        ),
+        (
+            lambda: cr.runge_kutta(sq, jnp.array([1.0, 1.0]), 0.5, 20),
+            "runge_kutta: The iterates became NaN",
+        ),
+    ],
+)
+def test_paths_say_what_became_non_finite(call, match):
+    with pytest.raises(eqx.EquinoxRuntimeError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: cr.gd(q, P, None, 3), "gd: `lr` must be real"),
+        (lambda: cr.gd(q, P, "0.1", 3), "gd: `lr` must be real"),
+        (lambda: cr.gd(q, P, 0.1 + 0j, 3), "gd: `lr` must be real"),
+        (lambda: cr.gd(q, P, jnp.array([0.1, 0.2]), 3), "gd: `lr` must be a scalar"),
+        (lambda: cr.momentum(q, P, 0.1, "0.9", 3), "momentum: `beta` must be real"),
+        (
+            lambda: cr.measure_drift(q, P, 0.1, 3, method="momentum", beta=None),
+            "measure_drift: `beta` must be real",
+        ),
+        (lambda: cr.measure_drift(q, P, 0.1, 3, method=3), "measure_drift: `method`"),
+        (
+            lambda: cr.gd(q, jnp.ones(2), 0.1, 2**40),
+            r"gd: n_steps = 1,099,511,627,776 needs [\d,.]+ GiB",
+        ),
+        (
+            lambda: cr.gradient_flow(q, jnp.ones(2), jnp.linspace(0, 1, 10**6)),
+            "needs at least 999,999 steps, more than max_steps = 100,000",
+        ),
+        (
+            lambda: cr.gradient_flow(q, P, [0.0, 1.0], solver=diffrax.Euler()),
+            "gradient_flow: `solver` must be an adaptive",
+        ),
+        (
+            lambda: cr.runge_kutta(q, P, 0.1, 3, tableau=diffrax.Kvaerno5()),
+            "runge_kutta: `tableau` must be an explicit",
+        ),
+        (
+            lambda: cr.measure_drift(q, P, 0.1, 3, method=diffrax.Kvaerno5()),
+            "measure_drift: `method` must be an explicit",
+        ),
+        (
+            lambda: cr.gradient_flow(q, P, jnp.array([0.0, 1j])),
+            "gradient_flow: `ts` must be real",
+        ),
+        (
+            lambda: cr.measure_drift(q, P, 0.1, 3, reference="exact"),
+            "measure_drift: `reference`",
+        ),
+        (
+            lambda: cr.measure_drift(q, P, 0.1, 3, reference=lambda p, ts: p),
+            "stacked along a leading axis",
+        ),
+    ],
+)
+def test_arguments_are_validated_before_jax_sees_them(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_flow_evaluate_refuses_nan_times():
+    flow = cr.gradient_flow(q, P, [0.0, 1.0], dense=True)
+    np.testing.assert_allclose(flow.evaluate(0.5), np.exp(-0.5) * P, rtol=1e-6)
+    with pytest.raises(RUNTIME_ERRORS, match=r"Flow\.evaluate: `t` contains NaN"):
+        flow.evaluate(jnp.nan)
+
+
+def test_exact_flow_overflow_is_an_error():
+    grows = Quadratic(jnp.array([[-1.0]]), jnp.array([1.0]))
+    # θ(t) = 1 + 2(e^t − 1)... finite for moderate t, overflow for huge t.
+    assert np.isfinite(np.asarray(grows.exact_flow(jnp.array([1.0]), 10.0))).all()
+    with pytest.raises(RUNTIME_ERRORS, match="exact_flow: the exact flow"):
+        grows.exact_flow(jnp.array([1.0]), 1e4)
+
+
+def test_cone_loss_of_nan_is_nan_not_its_minimum():
+    assert np.isnan(float(Cone(jnp.zeros(2), 1.0).loss(P * jnp.nan)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_path_geometry_at_huge_scale_matches_the_unit_scale(dtype):
+    path = jnp.array([[1.0, 2.0], [0.5, 1.0], [0.25, 0.5], [0.0, 0.0]], dtype)
+    grads = 3.0 * path  # a quadratic with A = 3I: RSI = EB = 3 off x*
+    rsi, eb = cr.path_geometry(path, grads)
+    big_rsi, big_eb = cr.path_geometry(path * 1e25, grads * 1e25)
+    np.testing.assert_allclose(rsi[:-1], 3.0, rtol=1e-6)
+    np.testing.assert_allclose(big_rsi, rsi, rtol=1e-6)
+    np.testing.assert_allclose(big_eb, eb, rtol=1e-6)
+    assert float(rsi[-1]) == 0.0 and float(eb[-1]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: T.assert_tree_allclose(1.0, 1.0, rtol=-1.0), "`rtol`"),
+        (lambda: T.assert_tree_allclose(1.0, 1.0, atol=np.nan), "`atol`"),
+        (lambda: T.assert_in_corridor(q, jnp.zeros((1, 2)), tol=-1.0), "`tol`"),
+        (lambda: T.assert_in_corridor(q, jnp.zeros((0, 2))), "non-empty"),
+        (lambda: T.assert_follows_flow(q, P, 0.1, 2, atol=np.inf), "`atol`"),
+    ],
+)
+def test_testing_kit_refuses_tolerances_that_check_nothing(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_assert_tree_allclose_compares_imaginary_parts():
+    T.assert_tree_allclose(1 + 1j, 1 + 1j)
+    with pytest.raises(AssertionError, match="not close"):
+        T.assert_tree_allclose(1 + 1j, 1 + 5j)

@@ -190,3 +190,16 @@ def test_assert_tree_allclose_compares_imaginary_parts():
     T.assert_tree_allclose(1 + 1j, 1 + 1j)
     with pytest.raises(AssertionError, match="not close"):
         T.assert_tree_allclose(1 + 1j, 1 + 5j)
+
+
+def test_nan_batches_are_named():
+    def batch_loss(theta, x):
+        return 0.5 * jnp.sum((theta - x) ** 2)
+
+    batches = (jnp.array([[1.0, 0.0], [jnp.nan, 0.0]]),)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="sgd: `batches` contains NaN"):
+        cr.sgd(batch_loss, P, 0.1, batches)
+    with pytest.raises(
+        eqx.EquinoxRuntimeError, match="sgd_regularizers: `batches` contains NaN"
+    ):
+        cr.sgd_regularizers(batch_loss, P, 0.1, batches)

@@ -68,3 +68,16 @@ def test_drift_of_a_network_on_a_data_folder(tmp_path, capsys):
     assert document["settings"]["seed"] == 1
     assert [run["lr"] for run in document["runs"]] == [0.1, 0.05]
     assert all(run["drift"] > 0 for run in document["runs"])
+
+
+def test_a_diverging_run_is_one_line_from_the_status_channel(tmp_path, capsys):
+    from corridors.cli._main import main
+
+    # GD on the quadratic (spectrum up to 2) at lr 5 overflows within 2000 steps.
+    code = main(
+        ["drift", "--lr", "5", "--steps", "2000", "--out", str(tmp_path), "--quiet"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "gd at lr 5 (2000 steps): The iterates became NaN or Inf" in err[0]

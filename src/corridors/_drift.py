@@ -19,6 +19,7 @@ from ._checks import (
     check_beta,
     check_loss,
     check_lr_array,
+    check_outputs,
     check_positive,
     check_real,
     check_steps,
@@ -26,6 +27,7 @@ from ._checks import (
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
+    named_args,
     traced_floats,
 )
 from ._flows import gradient_field, modified_field, solve, solve_hints, start_result
@@ -561,4 +563,9 @@ def _sgd_regularizers(loss, params, batches, lr, args):
 
     full_value, full_grad = jax.value_and_grad(full_batch)(params)
     per_value, per_grad = jax.value_and_grad(per_batch)(params)
-    return SGDRegularizers(full_value, per_value, full_grad, per_grad)
+    return check_outputs(
+        "sgd_regularizers",
+        SGDRegularizers(full_value, per_value, full_grad, per_grad),
+        [("params", params), ("batches", batches), *named_args(args)],
+        "the batch gradients or their derivatives",
+    )

@@ -20,6 +20,7 @@ from ._checks import (
     any_nonfinite,
     check_args,
     check_beta,
+    check_finite,
     check_leading_axis,
     check_loss,
     check_positive,
@@ -28,6 +29,7 @@ from ._checks import (
     check_storage,
     checked_params,
     float_dtype,
+    floating_leaves,
     traced_floats,
 )
 from ._flows import gradient_field
@@ -80,6 +82,8 @@ def run_sgd(
     first_batch = () if batches is None else jax.tree.map(lambda x: x[0], batches)
     check_loss(where, loss, params0, (*first_batch, *args))
     params0 = check_args(where, args, params0)
+    if batches is not None:
+        params0 = check_finite(where, "batches", floating_leaves(batches), tie=params0)
     optimizer = optax.sgd(lr, momentum=beta, nesterov=nesterov)
     value_and_grad = jax.value_and_grad(loss)
 

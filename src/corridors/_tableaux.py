@@ -65,7 +65,7 @@ def _forests(total: int, largest: int, trees: list[tuple]):
                 yield tuple(sorted((trees[index], *rest)))
 
 
-def tableau_order(tableau: diffrax.ButcherTableau, max_order: int = 6) -> int:
+def tableau_order(tableau: diffrax.ButcherTableau, max_order: int = 8) -> int:
     """The classical order of an explicit tableau: the largest p ≤ `max_order` whose
     Butcher conditions b·Φ(t) = 1/γ(t) hold for every rooted tree t of order ≤ p."""
     stages = tableau.num_stages

@@ -249,7 +249,13 @@ def run(options: argparse.Namespace) -> int:
                     method=method,
                     reference=options.reference,
                     beta=options.beta,
+                    throw=False,
                 )
+                if drift.result != cr.RESULTS.successful:
+                    raise UsageError(
+                        f"{method} at lr {lr:g} ({steps[lr]} steps): "
+                        f"{cr.RESULTS[drift.result]}"
+                    )
                 distance = np.asarray(drift.distance)
                 keep = downsample(distance.size)
                 runs.append(

@@ -215,6 +215,7 @@ def test_unwritable_folder_is_one_line_and_resumable(damaged):
     assert "cannot use" in new["message"] and "Permission denied" in new["message"]
 
 
+@pytest.mark.slow  # two training runs: ~25 s
 def test_training_resumes_from_the_previous_checkpoint_bit_for_bit(tmp_path, capfd):
     pytest.importorskip("flax")
     import dataclasses

@@ -7,18 +7,22 @@ red, 1,024 green and 1,024 blue bytes of a 32×32 image, row-major).
 Python release (`cifar-10-batches-py/`): `data_batch_1` … `data_batch_5` and
 `test_batch`, each a pickled dict with keys `batch_label` (str), `labels` (list of
 int), `data` (a uint8 numpy array of shape (N, 3072), same byte layout) and
-`filenames` (list of str). Pickle can run arbitrary code, so these files are read with
-an unpickler that resolves exactly the three globals numpy needs to rebuild an array
-(`_reconstruct`, `ndarray`, `dtype`) and refuses every other global before anything is
-called.
+`filenames` (list of str). Pickle can run arbitrary code, so these files are never
+given to `pickle`: a bounded opcode interpreter (`_safe_pickle`) rebuilds exactly this
+structure, recognizes the few numpy globals by name without calling them, and refuses
+everything else.
+
+Every file is treated as hostile: at most `MAX_FILE_BYTES` are read (a real batch is
+~30 MB), nesting, memo indices and the number of opcodes are bounded, an array must
+hold exactly the bytes its shape declares, labels must lie in 0…9, and every error
+names the file.
 """
 
-import io
 import pathlib
-import pickle
 
 import numpy as np
 
+from . import _safe_pickle
 from ._datasets import ArraySplit, DataFormatError, Dataset
 
 RECORD = 1 + 3 * 32 * 32
@@ -26,82 +30,85 @@ TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
-
-try:  # numpy ≥ 2
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.multiarray import _reconstruct
-
-# Everything a CIFAR-10 python batch may reference. numpy 1.x pickles name the module
-# numpy.core.multiarray, numpy 2.x numpy._core.multiarray; both map to the same function.
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
+# A real batch is 30,730,000 bytes (binary) or ~31 MB pickled; Python 3's protocol 2
+# writes the pixels as UTF-8 text (up to 2 bytes per pixel byte), ~62 MB.
+MAX_FILE_BYTES = 96 * 2**20
 
 
 class RefusedPickleError(DataFormatError):
-    """A pickle referenced a global outside the CIFAR-10 python format."""
+    """A pickle referenced a global or a construct outside the CIFAR-10 python format."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, path: pathlib.Path):
-        super().__init__(file, encoding="bytes")
-        self._path = path
-
-    def find_class(self, module: str, name: str):
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise RefusedPickleError(
-                f"{self._path}: refused to unpickle the global {module}.{name}; a "
-                "CIFAR-10 python batch holds only a dict of bytes, ints, lists and a "
-                "numpy uint8 array, so this file is not one (it may be malicious). "
-                "Nothing in it was executed. Use the binary release "
-                "(cifar-10-binary.tar.gz) or a trusted copy."
-            ) from None
-
-    def persistent_load(self, pid):
-        raise RefusedPickleError(
-            f"{self._path}: refused a persistent id in the pickle; not a CIFAR-10 "
-            "python batch."
+def _read_bounded(path: pathlib.Path) -> bytes:
+    """The bytes of `path`, refused before reading if there are more than
+    `MAX_FILE_BYTES` (checked on the size and again on what is read)."""
+    try:
+        size = path.stat().st_size
+        if size <= MAX_FILE_BYTES:
+            with open(path, "rb") as file:
+                data = file.read(MAX_FILE_BYTES + 1)
+            size = len(data)
+    except OSError as error:
+        raise DataFormatError(
+            f"{path}: cannot be read ({error.strerror or error})."
+        ) from None
+    if size > MAX_FILE_BYTES:
+        raise DataFormatError(
+            f"{path}: {size:,} bytes is larger than any CIFAR-10 batch (a real one "
+            f"is about 30 MB; the limit is {MAX_FILE_BYTES:,}); refused unread."
         )
+    return data
 
 
 def safe_load_python_batch(path: pathlib.Path) -> dict:
-    """Unpickle one CIFAR-10 python batch with the restricted unpickler.
+    """Read one CIFAR-10 python batch with the bounded pickle interpreter.
 
-    **Returns:** the raw dict (keys as stored: bytes for the original release).
+    **Returns:** the raw object (for the original release a dict with bytes keys).
 
-    **Raises:** `RefusedPickleError` for a disallowed global; `DataFormatError` for a
-    truncated or malformed pickle.
+    **Raises:** `RefusedPickleError` for a global or construct outside the format;
+    `DataFormatError` for a truncated, malformed or oversized file. Nothing in the
+    file is executed.
     """
-    data = path.read_bytes()
+    data = _read_bounded(path)
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), path).load()
-    except RefusedPickleError:
-        raise
+        return _safe_pickle.load(data)
+    except _safe_pickle.RefusedGlobal as error:
+        raise RefusedPickleError(
+            f"{path}: refused to unpickle the global {error}; a CIFAR-10 python "
+            "batch holds only a dict of bytes, ints, lists and a numpy uint8 array, "
+            "so this file is not one (it may be malicious). Nothing in it was "
+            "executed. Use the binary release (cifar-10-binary.tar.gz) or a trusted "
+            "copy."
+        ) from None
+    except _safe_pickle.Refused as error:
+        raise RefusedPickleError(
+            f"{path}: refused: {error}, which a CIFAR-10 python batch never has "
+            "(the file may be malicious). Nothing in it was executed."
+        ) from None
     except EOFError as error:
         raise DataFormatError(
-            f"{path}: truncated pickle ({len(data)} bytes; ended before the batch "
+            f"{path}: truncated pickle ({len(data):,} bytes; ended before the batch "
             f"was complete: {error})."
-        ) from error
-    except Exception as error:  # any other unpickling failure: malformed
+        ) from None
+    except (MemoryError, RecursionError):
+        raise DataFormatError(
+            f"{path}: pickle too large to rebuild; not a CIFAR-10 python batch."
+        ) from None
+    except Exception as error:  # any other rule broken: malformed
         raise DataFormatError(
             f"{path}: malformed pickle, not a CIFAR-10 python batch "
-            f"({type(error).__name__}: {error})."
-        ) from error
+            f"({type(error).__name__}: {str(error)[:200]})."
+        ) from None
 
 
 def _key(batch: dict, name: str, path: pathlib.Path):
     for key in (name.encode(), name):
         if key in batch:
             return batch[key]
+    found = sorted(repr(key)[:40] for key in list(batch)[:8])
     raise DataFormatError(
         f"{path}: malformed CIFAR-10 python batch: no {name!r} key (found "
-        f"{sorted(map(repr, batch))})."
+        f"{found}{' …' if len(batch) > 8 else ''})."
     )
 
 
@@ -110,7 +117,7 @@ def _check_labels(labels: np.ndarray, n: int, path: pathlib.Path) -> np.ndarray:
         raise DataFormatError(
             f"{path}: {n} images but {labels.size} labels; the file is malformed."
         )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
+    if labels.size and (labels.min() < 0 or labels.max() >= 10):
         raise DataFormatError(
             f"{path}: labels must lie in 0…9, found {int(labels.min())}…"
             f"{int(labels.max())}; the file is malformed."
@@ -142,11 +149,25 @@ def read_python_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
             f"(N, 3072) with N ≥ 1, got {data.shape}."
         )
     raw_labels = _key(batch, "labels", path)
-    if not isinstance(raw_labels, (list, tuple)) or not all(
-        isinstance(label, int) and not isinstance(label, bool) for label in raw_labels
-    ):
+    if not isinstance(raw_labels, (list, tuple)):
         raise DataFormatError(
             f"{path}: malformed CIFAR-10 python batch: 'labels' must be a list of int."
+        )
+    if len(raw_labels) != data.shape[0]:
+        raise DataFormatError(
+            f"{path}: {data.shape[0]} images but {len(raw_labels)} labels; the file "
+            "is malformed."
+        )
+    if not all(type(label) is int for label in raw_labels):
+        raise DataFormatError(
+            f"{path}: malformed CIFAR-10 python batch: 'labels' must be a list of int."
+        )
+    # Range-checked as Python ints: a label of 2**70 must not overflow int64 first.
+    if raw_labels and (min(raw_labels) < 0 or max(raw_labels) >= 10):
+        raise DataFormatError(
+            f"{path}: labels must lie in 0…9, found {min(raw_labels)}…"
+            f"{max(raw_labels)}"[:200]
+            + "; the file is malformed."
         )
     labels = _check_labels(np.asarray(raw_labels, np.int64), data.shape[0], path)
     return _planar_to_nhwc(data), labels
@@ -154,7 +175,7 @@ def read_python_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_binary_batch(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 32, 32, 3) uint8, labels (N,) int32) of one binary-release file."""
-    raw = np.fromfile(path, dtype=np.uint8)
+    raw = np.frombuffer(_read_bounded(path), dtype=np.uint8)
     if raw.size == 0:
         raise DataFormatError(f"{path}: empty file; expected 3,073-byte records.")
     if raw.size % RECORD:

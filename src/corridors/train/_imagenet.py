@@ -9,6 +9,14 @@ evaluation images are resized so the shorter side is `image_size`/0.875 (256 for
 
 A file Pillow cannot decode (truncated, not an image, …) is reported as unreadable in
 the mask returned by `load`; the pipelines skip it, count it, and report the count.
+So is everything else that cannot be read: a symlink loop or an unreadable file is
+listed like any image and fails to decode; a class folder that cannot be listed (a
+symlink loop, no permission) keeps its class index and stands in the list as one
+unreadable entry. Decoding is bounded: an image whose header declares more than
+`MAX_PIXELS` pixels or an aspect ratio beyond `MAX_ASPECT` is refused before any
+pixel is decoded, big JPEGs are decoded at a reduced scale (`Image.draft`), and every
+resize writes at most `image_size`² pixels (the crop box is resized, never the whole
+image).
 """
 
 import math
@@ -22,6 +30,28 @@ from ._datasets import DataFormatError, Dataset
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 EXTENSIONS = (".jpeg", ".jpg", ".png")
+# Pixels decoded per image at most (after a JPEG's reduced-scale draft): 150 MB as
+# RGB. The largest ImageNet photos are ~ 30 MP.
+MAX_PIXELS = 5 * 10**7
+# ImageNet's widest panoramas are ~ 6:1; 1×10000 images are refused.
+MAX_ASPECT = 20.0
+
+
+def _kind(entry: os.DirEntry) -> str:
+    """ "dir", "file", "other" or "unreadable" (a symlink loop, no permission)."""
+    try:
+        if entry.is_dir():
+            return "dir"
+        return "file" if entry.is_file() else "other"
+    except OSError:
+        return "unreadable"
+
+
+def _class_names(folder: pathlib.Path) -> list[str]:
+    """Sub-folders of `folder`, including entries that cannot be stat'ed (a loop):
+    they keep a class index so that the other classes' labels do not shift."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if _kind(e) in ("dir", "unreadable"))
 
 
 def _list_images(
@@ -30,17 +60,32 @@ def _list_images(
     paths, labels = [], []
     for label, wnid in enumerate(classes):
         class_dir = folder / wnid
-        if not class_dir.is_dir():
+        try:
+            with os.scandir(class_dir) as entries:
+                names = sorted(
+                    entry.name
+                    for entry in entries
+                    if entry.name.lower().endswith(EXTENSIONS)
+                    and _kind(entry) in ("file", "unreadable")
+                )
+        except FileNotFoundError:  # a class of train/ absent from val/
             continue
-        with os.scandir(class_dir) as entries:
-            names = sorted(
-                entry.name
-                for entry in entries
-                if entry.is_file() and entry.name.lower().endswith(EXTENSIONS)
-            )
+        except OSError:  # a loop or an unreadable folder: one unreadable entry
+            names = [""]
         paths.extend(str(class_dir / name) for name in names)
         labels.extend([label] * len(names))
     return paths, np.asarray(labels, np.int32)
+
+
+def _check_aspect(size: tuple[int, int]) -> None:
+    width, height = size
+    if min(width, height) < 1 or max(width, height) > MAX_ASPECT * min(width, height):
+        raise ValueError(f"image of {width}×{height} pixels: absurd aspect ratio")
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    if size[0] * size[1] > MAX_PIXELS:
+        raise ValueError(f"image of {size[0]}×{size[1]} pixels: too many to decode")
 
 
 class JpegSplit:
@@ -59,11 +104,19 @@ class JpegSplit:
         from PIL import Image
 
         size = self.image_size
+        augment = augment and rng is not None
         try:
             with Image.open(self.paths[index]) as image:
+                # Only the header is read so far: refuse absurd sizes before decoding.
+                _check_aspect(image.size)
+                # Decode big JPEGs at 1/2, 1/4 or 1/8 scale, keeping the shorter side
+                # at least what the crop needs (a random crop may take 8% of the area).
+                need = math.ceil(size / math.sqrt(0.08)) if augment else _short(size)
+                image.draft("RGB", (need, need))
+                _check_pixels(image.size)
                 image = image.convert("RGB")
                 image.load()
-                if augment and rng is not None:
+                if augment:
                     box = random_resized_crop_box(image.size, rng)
                     image = image.resize((size, size), Image.BILINEAR, box=box)
                     if rng.random() < 0.5:
@@ -117,17 +170,29 @@ def random_resized_crop_box(
     return left, top, left + w, top + h
 
 
+def _short(size: int) -> int:
+    return round(size / 0.875)
+
+
 def resize_center_crop(image, size: int):
-    """Resize the shorter side to size/0.875, then crop the central size×size."""
+    """Resize the shorter side to size/0.875, then crop the central size×size.
+
+    Done as one resize of the central box of the original: the same pixels (up to
+    rounding at the box edges), but never a resized copy of the whole image, which
+    for a 1×10⁴ strip would be 256×2.6·10⁶ pixels."""
     from PIL import Image
 
     width, height = image.size
-    short = round(size / 0.875)
-    scale = short / min(width, height)
+    scale = _short(size) / min(width, height)
     new = (max(size, round(width * scale)), max(size, round(height * scale)))
-    image = image.resize(new, Image.BILINEAR)
     left, top = (new[0] - size) // 2, (new[1] - size) // 2
-    return image.crop((left, top, left + size, top + size))
+    box = (
+        left * width / new[0],
+        top * height / new[1],
+        (left + size) * width / new[0],
+        (top + size) * height / new[1],
+    )
+    return image.resize((size, size), Image.BILINEAR, box=box)
 
 
 def imagenet(data_dir: str | pathlib.Path, *, image_size: int = 224) -> Dataset:
@@ -154,7 +219,12 @@ def imagenet(data_dir: str | pathlib.Path, *, image_size: int = 224) -> Dataset:
             f"imagenet: {train_dir} is not a directory; expected "
             f"{data_dir}/train/<wnid>/*.JPEG and {data_dir}/val/<wnid>/*.JPEG."
         )
-    classes = sorted(entry.name for entry in os.scandir(train_dir) if entry.is_dir())
+    try:
+        classes = _class_names(train_dir)
+    except OSError as error:
+        raise DataFormatError(
+            f"imagenet: cannot list {train_dir} ({error.strerror or error})."
+        ) from None
     paths, labels = _list_images(train_dir, classes)
     if not paths:
         raise DataFormatError(
@@ -163,11 +233,12 @@ def imagenet(data_dir: str | pathlib.Path, *, image_size: int = 224) -> Dataset:
         )
     test = None
     if val_dir.is_dir():
-        unknown = sorted(
-            entry.name
-            for entry in os.scandir(val_dir)
-            if entry.is_dir() and entry.name not in set(classes)
-        )
+        try:
+            unknown = sorted(set(_class_names(val_dir)) - set(classes))
+        except OSError as error:
+            raise DataFormatError(
+                f"imagenet: cannot list {val_dir} ({error.strerror or error})."
+            ) from None
         if unknown:
             raise DataFormatError(
                 f"imagenet: {val_dir} has class folders absent from train/: "

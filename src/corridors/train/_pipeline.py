@@ -92,7 +92,7 @@ class TrainBatches:
                     if good[0]:
                         images[slot], labels[slot] = image[0], label[0]
                         break
-                    skipped += 1
+                    # not counted here: it is counted once, in its own batch
                 else:
                     raise DataFormatError(
                         f"more than {_MAX_REFILL} consecutive unreadable training "

@@ -17,6 +17,7 @@ from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
 from ._methods import DriftOrder, drift_order, matched_times
 from ._paths import path_geometry
 from ._results import RESULTS
+from ._step_drift import StepDrift, step_drift
 from ._steppers import gd, momentum, runge_kutta, sgd
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "Flow",
     "InvalidInputError",
     "SGDRegularizers",
+    "StepDrift",
     "SweepDrift",
     "corridor_score",
     "drift_order",
@@ -45,6 +47,7 @@ __all__ = [
     "sgd",
     "sgd_regularizers",
     "sharpness",
+    "step_drift",
     "sweep_drift",
     "symbolic",
     "testing",

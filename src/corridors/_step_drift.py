@@ -38,7 +38,12 @@ from ._checks import (
 from ._results import RESULTS, as_result, finish, first_failure
 
 FIXED_STEPS = 2  # Dopri8 steps over τ ∈ [0, 1]: error ~1e-9·(hλ)⁹ relative
-REFINEMENTS = 2  # Gauss–Newton corrections of the time, for time="nearest"
+# time="nearest": Newton on a Taylor model from θ, then corrections on the solved flow.
+MODEL_ITERATIONS = 6
+REFINEMENTS = 3
+MAX_TAU = (
+    4.0  # the nearest point lies within 2‖update‖ of θ; the flow starts at speed 1
+)
 
 
 class StepDrift(eqx.Module):
@@ -92,9 +97,9 @@ def step_drift(
           line, so a component orthogonal to ∇L counts as drift instead of stretching
           the clock (as ‖update‖/‖∇L‖ would);
         - `"nearest"`: the time t ≥ 0 whose flow point is closest to the new point,
-          by Gauss–Newton on t from the tangent-line time above (two corrections,
-          one gradient and one short solve each); compares a momentum or Adam step
-          with the flow *path*, not a clock;
+          by Newton on t from the tangent-line time above (two corrections, one
+          Hessian-vector product and one short solve each); compares a momentum or
+          Adam step with the flow *path*, not a clock;
         - a number t ≥ 0.
     - `args`: extra arguments passed to `loss`.
     - `rtol`: accuracy relative to the displacement max(‖update‖, t‖∇L‖): the drift is
@@ -145,9 +150,9 @@ def step_drift(
         update,
         time,
         args,
+        jnp.asarray(rtol, dtype),  # traced: new tolerances do not recompile
+        jnp.asarray(atol, dtype),
         mode=mode,
-        rtol=rtol,
-        atol=atol,
         solver=solver,
         max_steps=max_steps,
     )
@@ -179,7 +184,7 @@ def _evaluations_per_step(solver: diffrax.AbstractSolver) -> int:
 
 @eqx.filter_jit
 def step_drift_kernel(
-    loss, params, update, time, args, *, mode, rtol, atol, solver, max_steps
+    loss, params, update, time, args, rtol, atol, *, mode, solver, max_steps
 ) -> StepDrift:
     """`step_drift` on checked inputs, never raising: failures are `.result`."""
     check_loss("step_drift", loss, params, args)
@@ -215,21 +220,28 @@ def step_drift_kernel(
     )  # fmt: skip
     target = step / scale
     zero = jnp.zeros((), theta.dtype)
-    u, result, steps, evaluations = segment(jnp.zeros_like(theta), zero, tau1)
-    tau = tau1
+    u0 = jnp.zeros_like(theta)
+    evaluations = 0
+    if mode == "nearest":
+        # A second-order start, free of solves: near θ, u(τ) ≈ τv + τ²a/2; Newton on
+        # that model from the tangent-line time.
+        velocity, acceleration = _velocity_and_acceleration(term, zero, u0)
+        evaluations += 3
+        for _ in range(MODEL_ITERATIONS):
+            model = tau1 * velocity + 0.5 * tau1**2 * acceleration
+            tau1 = _newton(
+                tau1, velocity + tau1 * acceleration, acceleration, model - target
+            )
+    u, result, steps, more = segment(u0, zero, tau1, FIXED_STEPS)
+    evaluations, tau = evaluations + more, tau1
     if mode == "nearest":
         for _ in range(REFINEMENTS):
-            velocity = term.vf(tau, u, None)
-            squared = velocity @ velocity
-            delta = jnp.where(
-                squared > 0,
-                ((target - u) @ velocity) / jnp.where(squared > 0, squared, 1.0),
-                0.0,
-            )
-            new_tau = jnp.maximum(tau + delta, 0.0)
-            u, more, more_steps, more_evaluations = segment(u, tau, new_tau)
-            result = first_failure(result, more)
-            steps, evaluations = steps + more_steps, evaluations + 1 + more_evaluations
+            velocity, acceleration = _velocity_and_acceleration(term, tau, u)
+            new_tau = _newton(tau, velocity, acceleration, u - target)
+            # The corrections are short: one fixed step each (the fallback guards it).
+            u, more_result, more_steps, more = segment(u, tau, new_tau, 1)
+            result = first_failure(result, more_result)
+            steps, evaluations = steps + more_steps, evaluations + 3 + more
             tau = new_tau
     distance = jnp.linalg.norm(target - u)
     # A stationary flow (∇L = 0) or t = 0: φ(t) = θ, so the drift is the whole step.
@@ -248,6 +260,25 @@ def step_drift_kernel(
         stats={"num_steps": steps, "num_evaluations": 1 + evaluations},
         result=result,
     )
+
+
+def _velocity_and_acceleration(term, tau, u):
+    """u' and u'' = J·u' at (τ, u): one gradient and one Hessian-vector product
+    (≈ 3 gradients)."""
+    field = lambda state: term.vf(tau, state, None)  # noqa: E731
+    return jax.jvp(field, (u,), (field(u),))
+
+
+def _newton(tau, velocity, acceleration, residual):
+    """One Newton step on f(τ) = ½‖u(τ) − target‖² (f' = ⟨u', r⟩, f'' = ‖u'‖² +
+    ⟨u'', r⟩ with r = u − target), Gauss–Newton where f'' ≤ 0; kept in
+    [0, MAX_TAU]."""
+    speed = velocity @ velocity
+    curvature = speed + acceleration @ residual
+    curvature = jnp.where(curvature > 0, curvature, speed)
+    safe = jnp.where(curvature > 0, curvature, 1.0)
+    delta = jnp.where(curvature > 0, -(velocity @ residual) / safe, 0.0)
+    return jnp.clip(tau + delta, 0.0, MAX_TAU)
 
 
 def _segment(term, solver, *, tol, rtol, atol, max_steps):
@@ -276,32 +307,32 @@ def _segment(term, solver, *, tol, rtol, atol, max_steps):
         evaluations = _evaluations_per_step(chosen) * steps + 1
         return solution.ys[-1], as_result(solution.result), steps, evaluations
 
-    def run(u0, tau0, tau1):
+    def run(u0, tau0, tau1, n_steps):
         if solver is not None:
             return adaptive(solver, u0, tau0, tau1)
         dopri8 = diffrax.Dopri8()
-        u1, error = _fixed_steps(term, dopri8, u0, tau0, tau1)
-        fixed_evaluations = _evaluations_per_step(dopri8) * FIXED_STEPS + 1
+        u1, error = _fixed_steps(term, dopri8, u0, tau0, tau1, n_steps)
+        fixed_evaluations = _evaluations_per_step(dopri8) * n_steps + 1
         accepted = (error <= tol) & jnp.all(jnp.isfinite(u1))
 
         def fallback(_):
             u, result, steps, evaluations = adaptive(dopri8, u0, tau0, tau1)
-            return u, result, FIXED_STEPS + steps, fixed_evaluations + evaluations
+            return u, result, n_steps + steps, fixed_evaluations + evaluations
 
         def keep(_):
-            return u1, RESULTS.successful, FIXED_STEPS, fixed_evaluations
+            return u1, RESULTS.successful, n_steps, fixed_evaluations
 
         return jax.lax.cond(accepted, keep, fallback, None)
 
     return run
 
 
-def _fixed_steps(term, solver, u0, tau0, tau1):
-    """`FIXED_STEPS` equal solver steps, unrolled; (u1, Σ‖embedded error estimate‖)."""
-    dt = (tau1 - tau0) / FIXED_STEPS
+def _fixed_steps(term, solver, u0, tau0, tau1, n_steps):
+    """`n_steps` equal solver steps, unrolled; (u1, Σ‖embedded error estimate‖)."""
+    dt = (tau1 - tau0) / n_steps
     state = solver.init(term, tau0, tau0 + dt, u0, None)
     u, error = u0, jnp.zeros((), u0.dtype)
-    for k in range(FIXED_STEPS):
+    for k in range(n_steps):
         start = tau0 + k * dt
         u, u_error, _, state, _ = solver.step(
             term, start, start + dt, u, None, state, made_jump=False

@@ -15,6 +15,7 @@ from ._drift import (
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
 from ._methods import DriftOrder, drift_order, matched_times
+from ._monitor import Monitor, MonitorRecord
 from ._paths import path_geometry
 from ._results import RESULTS
 from ._step_drift import StepDrift, step_drift
@@ -28,6 +29,8 @@ __all__ = [
     "DriftOrder",
     "Flow",
     "InvalidInputError",
+    "Monitor",
+    "MonitorRecord",
     "SGDRegularizers",
     "StepDrift",
     "SweepDrift",

@@ -188,6 +188,16 @@ def step_drift_kernel(
 ) -> StepDrift:
     """`step_drift` on checked inputs, never raising: failures are `.result`."""
     check_loss("step_drift", loss, params, args)
+    return solve_step(
+        loss, params, update, time, args, rtol, atol,
+        mode=mode, solver=solver, max_steps=max_steps,
+    )[0]  # fmt: skip
+
+
+def solve_step(
+    loss, params, update, time, args, rtol, atol, *, mode, solver, max_steps
+) -> tuple[StepDrift, PyTree]:
+    """The `StepDrift` and the flow point φ(time) it compared with (traceable)."""
     theta, unravel = ravel_pytree(params)
     step = ravel_pytree(update)[0].astype(theta.dtype)
     flat_loss = lambda flat: loss(unravel(flat), *args)  # noqa: E731
@@ -251,6 +261,7 @@ def step_drift_kernel(
     )
     result = RESULTS.where(finite, result, RESULTS.nonfinite_loss)
     drift = jnp.where(finite, drift, jnp.nan)
+    reached = unravel(jnp.where(moving, theta + scale * u, theta))
     return StepDrift(
         drift=drift,
         relative=jnp.where(
@@ -259,7 +270,7 @@ def step_drift_kernel(
         time=jnp.where(moving, unit * tau, jnp.where(mode == "nearest", 0.0, unit)),
         stats={"num_steps": steps, "num_evaluations": 1 + evaluations},
         result=result,
-    )
+    ), reached
 
 
 def _velocity_and_acceleration(term, tau, u):

@@ -14,7 +14,7 @@ from ._drift import (
 )
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
-from ._methods import DriftOrder, drift_order, matched_times
+from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
 from ._monitor import Monitor, MonitorRecord
 from ._paths import path_geometry
 from ._results import RESULTS
@@ -29,6 +29,7 @@ __all__ = [
     "DriftOrder",
     "Flow",
     "InvalidInputError",
+    "MethodInfo",
     "Monitor",
     "MonitorRecord",
     "SGDRegularizers",
@@ -43,6 +44,7 @@ __all__ = [
     "lr",
     "matched_times",
     "measure_drift",
+    "method_info",
     "momentum",
     "path_geometry",
     "predicted_step_drift",

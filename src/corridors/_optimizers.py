@@ -11,6 +11,8 @@ A method is one of
   starting at `()`, or a pair `(step, state0)` for a stateful one.
 """
 
+import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -22,8 +24,9 @@ import optax
 from jaxtyping import Array, PyTree
 
 from ._checks import InvalidInputError, check_loss
+from ._methods import MethodInfo
 from ._step_drift import solve_step
-from ._steppers import stacked
+from ._steppers import path_result, stacked
 
 
 class Stepper(NamedTuple):
@@ -71,17 +74,21 @@ def as_stepper(where: str, method: Any, params0: PyTree) -> Stepper:
         raise InvalidInputError(
             f"{where}: one step of `method` from `params0` failed: {error}"
         ) from error
-    if jax.tree.structure(out[2]) != jax.tree.structure(params0):
+    shapes = lambda tree: jax.tree.map(jnp.shape, tree)  # noqa: E731
+    if jax.tree.structure(out[2]) != jax.tree.structure(params0) or shapes(
+        out[2]
+    ) != shapes(params0):
         raise InvalidInputError(
-            f"{where}: a step of `method` must return params with the structure of "
-            f"`params0`; got {jax.tree.structure(out[2])}."
+            f"{where}: a step of `method` must return params with the structure and "
+            f"shapes of `params0`; got {shapes(out[2])}."
         )
     return stepper
 
 
 def _optax_stepper(where: str, optimizer, params0: PyTree) -> Stepper:
     try:
-        state0 = optimizer.init(params0)
+        with _quiet("absl"):  # lookahead logs that it met plain params: expected
+            state0 = optimizer.init(params0)
     except Exception as error:
         raise InvalidInputError(
             f"{where}: `method.init(params0)` failed: {error}"
@@ -106,10 +113,25 @@ def _optax_stepper(where: str, optimizer, params0: PyTree) -> Stepper:
     return Stepper(optax_step, state0, params0)
 
 
+OPTIMIZER = MethodInfo("optimizer", "optimizer", None, False)
+"""The registry entry of a user's optimizer: no known order, clock k·lr by default."""
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_stepper(
     where: str, loss: Callable, params0: PyTree, n_steps: int, args: tuple, stepper
-) -> PyTree:
-    """θ_0..θ_n of `stepper` on `loss` (leading axis n + 1); NaN/Inf is an error.
+):
+    """θ_0..θ_n of `stepper` on `loss` (leading axis n + 1) and the path's status.
 
     Gradients (and the loss, for `value=`) are taken at the measured iterate.
     """
@@ -117,19 +139,35 @@ def run_stepper(
     value_and_grad = jax.value_and_grad(loss)
 
     def body(carry, _):
-        carried, state, iterate = carry
+        carried, state, iterate, nan_loss = carry
         value, grads = value_and_grad(iterate, *args)
+        nan_loss = (
+            nan_loss | ~jnp.isfinite(value) | ~jnp.isfinite(optax.tree.norm(grads))
+        )
         carried, state, iterate = stepper.step(carried, state, grads, value)
-        return (carried, state, iterate), iterate
+        return (carried, state, iterate, nan_loss), iterate
 
-    carry = (stepper.params0, stepper.state0, params0)
-    _, steps = jax.lax.scan(body, carry, None, length=n_steps)
-    return stacked(where, params0, steps)
+    carry = (stepper.params0, stepper.state0, params0, jnp.zeros((), bool))
+    (*_, nan_loss), steps = jax.lax.scan(body, carry, None, length=n_steps)
+    iterates = stacked(params0, steps)
+    return iterates, path_result(iterates, nan_loss)
+
+
+def matched(times, clock, loss, iterates, args, options):
+    """The flow times of the iterates: `clock` (the method's own), the checked
+    `times` array, or for "nearest" the projections on the flow path."""
+    if times is None:
+        return clock
+    if isinstance(times, str):
+        rtol, atol = (jnp.asarray(options[k], clock.dtype) for k in ("rtol", "atol"))
+        return nearest_times(loss, iterates, args, rtol, atol)
+    return times
 
 
 def checked_times(where: str, times: Any, n_steps: int, dtype: Any) -> Any:
-    """`times=` as None, "nearest" or an array of shape (n + 1,): finite,
-    non-decreasing, from 0. A callable is evaluated at k = 0..n."""
+    """`times=` as None, "nearest" or an array of shape (n + 1,): finite, ≥ 0, from
+    0 (in any order: lookahead's fast weights step back). A callable is evaluated at
+    k = 0..n."""
     if times is None or (isinstance(times, str) and times == "nearest"):
         return times
     if isinstance(times, str):
@@ -150,12 +188,19 @@ def checked_times(where: str, times: Any, n_steps: int, dtype: Any) -> Any:
             f"{where}: `times` must give one flow time per iterate, shape "
             f"({n_steps + 1},), got {times.shape}."
         )
-    ok = jnp.all(jnp.isfinite(times)) & (times[0] == 0) & jnp.all(jnp.diff(times) >= 0)
+    ok = jnp.all(jnp.isfinite(times)) & (times[0] == 0) & jnp.all(times >= 0)
     return eqx.error_if(
-        times,
-        ~ok,
-        f"{where}: `times` must be finite, start at 0 and never decrease.",
+        times, ~ok, f"{where}: `times` must be finite and ≥ 0, starting at 0."
     )
+
+
+def in_time_order(reference_path: Callable, ts: Array):
+    """`reference_path(ts) -> (path, length, status)` for times in any order: solved
+    at the sorted times (a flow solve needs them so), returned in the given order."""
+    order = jnp.argsort(ts)
+    inverse = jnp.argsort(order)
+    path, length, status = reference_path(ts[order])
+    return jax.tree.map(lambda x: x[inverse], path), length[inverse], status
 
 
 def nearest_times(

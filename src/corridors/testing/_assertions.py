@@ -13,10 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
 
-from .._checks import InvalidInputError, float_dtype
+from .._checks import InvalidInputError, default_tolerances, float_dtype
 from .._drift import measure_drift, sweep_drift
 from .._flows import gradient_flow
 from .._geometry import corridor_score
+from .._optimizers import as_stepper, checked_times, is_builtin
 from .._steppers import gd, momentum, runge_kutta
 
 _MOMENTUM = ("momentum", "nesterov")
@@ -133,7 +134,9 @@ def _matched_times(method: Any, lr: float, beta: float, n_steps: int) -> np.ndar
 
 
 def _label(method: Any, lr: float, n_steps: int, beta: float) -> str:
-    if isinstance(method, diffrax.ButcherTableau):
+    if not is_builtin(method):
+        name = f"the optimizer {type(method).__name__}"
+    elif isinstance(method, diffrax.ButcherTableau):
         name = f"runge_kutta with a {method.num_stages}-stage ButcherTableau"
     elif method in _MOMENTUM:
         name = f"{method} (β={beta:g})"
@@ -156,11 +159,12 @@ def assert_follows_flow(
     n_steps: int,
     args: tuple = (),
     *,
-    method: str | diffrax.ButcherTableau = "gd",
+    method: Any = "gd",
     beta: float = 0.9,
+    times: Any = None,
     flow: Callable[[PyTree, Any], PyTree] | None = None,
-    atol: float = 1e-9,
-    rtol: float = 1e-9,
+    atol: float | None = None,
+    rtol: float | None = None,
 ) -> np.ndarray:
     """Assert a discrete method's iterates lie on the gradient flow.
 
@@ -178,12 +182,20 @@ def assert_follows_flow(
     - `n_steps`: the number of steps, ≥ 1.
     - `args`: extra arguments passed to `loss`.
     - `method`: "gd", "momentum" (heavy ball from rest), "nesterov", a Runge–Kutta name
-      ("midpoint", "heun", "ralston", "rk4", …) or a `diffrax.ButcherTableau`.
+      ("midpoint", "heun", "ralston", "rk4", …), a `diffrax.ButcherTableau`, or any
+      optimizer: an `optax.GradientTransformation` or a step function
+      `step(params, state, grads) -> (params, state)`, as in
+      `corridors.measure_drift`.
     - `beta`: the momentum coefficient for "momentum" and "nesterov".
+    - `times`: the flow times t_k, as `times=` of `corridors.measure_drift`: `None`
+      (the method's clock; k·lr for an optimizer), an array or a callable of k (the
+      clock you claim), or `"nearest"` (only that the iterates lie on the flow path).
     - `flow`: the reference φ as a function `(params0, ts) -> params at ts` (leading
       axis `len(ts)`), e.g. a landscape's `exact_flow`; by default
       `corridors.gradient_flow` (Dopri8, rtol 1e-10).
-    - `atol`, `rtol`: absolute tolerance, and tolerance relative to ‖φ(t_k)‖.
+    - `atol`, `rtol`: absolute tolerance, and tolerance relative to ‖φ(t_k)‖. Default
+      by the dtype of `params0`: 1e-9 each in float64; in float32 1e-6 and 1e-5 (the
+      rounding of a few float32 steps and of the float32 reference solve).
 
     **Returns:**
 
@@ -193,7 +205,27 @@ def assert_follows_flow(
         raise InvalidInputError(
             f"assert_follows_flow: `n_steps` must be an int ≥ 1, got {n_steps!r}."
         )
-    if method == "gd":
+    dtype = float_dtype(params0)
+    if rtol is None or atol is None:
+        tight = default_tolerances(dtype)[0] < 1e-8
+        rtol = (1e-9 if tight else 1e-5) if rtol is None else rtol
+        atol = (1e-9 if tight else 1e-6) if atol is None else atol
+    if not is_builtin(method) or times is not None:
+        # Any optimizer, or a claimed clock: measure_drift runs it (checked here first
+        # so that errors name this function).
+        if not is_builtin(method):
+            as_stepper("assert_follows_flow", method, params0)
+        checked_times("assert_follows_flow", times, n_steps, dtype)
+        drift = measure_drift(
+            loss, params0, lr, n_steps, args, method=method, beta=beta, times=times,
+            reference="flow" if flow is None else flow,
+        )  # fmt: skip
+        iterates, reference, ts_np = (
+            drift.iterates,
+            drift.reference,
+            np.asarray(drift.ts),
+        )
+    elif method == "gd":
         iterates = gd(loss, params0, lr, n_steps, args)
     elif method in _MOMENTUM:
         iterates = momentum(
@@ -201,12 +233,13 @@ def assert_follows_flow(
         )
     else:
         iterates = runge_kutta(loss, params0, lr, n_steps, args, tableau=method)
-    ts_np = _matched_times(method, float(lr), float(beta), n_steps)
-    ts = jnp.asarray(ts_np, float_dtype(iterates))
-    if flow is None:
-        reference = gradient_flow(loss, params0, ts, args).params
-    else:
-        reference = flow(params0, ts)
+    if is_builtin(method) and times is None:
+        ts_np = _matched_times(method, float(lr), float(beta), n_steps)
+        ts = jnp.asarray(ts_np, float_dtype(iterates))
+        if flow is None:
+            reference = gradient_flow(loss, params0, ts, args).params
+        else:
+            reference = flow(params0, ts)
     difference = jax.tree.map(
         lambda a, b: np.asarray(a, np.float64) - np.asarray(b, np.float64),
         iterates,

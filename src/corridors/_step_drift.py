@@ -245,14 +245,22 @@ def solve_step(
     u, result, steps, more = segment(u0, zero, tau1, FIXED_STEPS)
     evaluations, tau = evaluations + more, tau1
     if mode == "nearest":
-        for _ in range(REFINEMENTS):
+        # A scan, not a Python loop: the correction (and its fallback solve) is
+        # compiled once, whatever REFINEMENTS is.
+        def correct(carry, _):
+            u, tau, result, steps, evaluations = carry
             velocity, acceleration = _velocity_and_acceleration(term, tau, u)
             new_tau = _newton(tau, velocity, acceleration, u - target)
             # The corrections are short: one fixed step each (the fallback guards it).
             u, more_result, more_steps, more = segment(u, tau, new_tau, 1)
             result = first_failure(result, more_result)
-            steps, evaluations = steps + more_steps, evaluations + 3 + more
-            tau = new_tau
+            carry = (u, new_tau, result, steps + more_steps, evaluations + 3 + more)
+            return carry, None
+
+        carry = (u, tau, result, jnp.asarray(steps), jnp.asarray(evaluations))
+        (u, tau, result, steps, evaluations), _ = jax.lax.scan(
+            correct, carry, None, length=REFINEMENTS
+        )
     distance = jnp.linalg.norm(target - u)
     # A stationary flow (∇L = 0) or t = 0: φ(t) = θ, so the drift is the whole step.
     drift = jnp.where(moving, scale * distance, step_norm)

@@ -19,6 +19,8 @@ def problem():
     return params, (x, y)
 
 
+# Slow: compiles every measurement and five reference functions (~1 min of CPU).
+@pytest.mark.slow
 def test_measurements_match_the_functions_they_stand_for(problem):
     params, batch = problem
     lr = 0.3

@@ -111,6 +111,8 @@ def test_polyak_family_gets_the_loss_value():
     np.testing.assert_allclose(drift.iterates, jnp.stack(expected), rtol=1e-14)
 
 
+# Slow: six measure_drift programs on an MLP.
+@pytest.mark.slow
 def test_off_a_corridor_the_generic_path_reproduces_built_in_drifts():
     params, batch = mlp_problem((3, 6, 2), 16, 1)
     for name, transformation in (

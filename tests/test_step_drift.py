@@ -87,6 +87,8 @@ def test_nearest_time_minimizes_the_distance_to_the_exact_flow(quad):
     )
 
 
+# Slow: compiles the tight adaptive Dopri8 reference beside the bounded path.
+@pytest.mark.slow
 @pytest.mark.parametrize("h_lambda", [1.0, 4.0])
 def test_bounded_solve_meets_its_contract_against_adaptive_dopri8(mlp, h_lambda):
     # The contract: |drift − exact| ≤ rtol·‖update‖ + atol. Checked at float32's

@@ -76,10 +76,12 @@ def test_lookahead_of_sgd_follows_the_flow_at_its_own_clock():
     method = optax.lookahead(optax.sgd(LR), sync_period=period, slow_step_size=alpha)
     clock = lookahead_clock(LR, 7, period, alpha)
     assert_follows_flow(linear, P0, LR, 7, CORRIDOR, method=method, times=clock)
+    # "nearest" searches forward from the previous iterate's time: where the fast
+    # weights step back at a sync it finds the running maximum of the clock.
     drift = cr.measure_drift(
         linear, P0, LR, 7, CORRIDOR, method=method, times="nearest"
     )
-    np.testing.assert_allclose(drift.ts, clock, atol=1e-12)
+    np.testing.assert_allclose(drift.ts, np.maximum.accumulate(clock), atol=1e-12)
 
 
 def test_adam_leaves_the_flow_line_unless_gradient_magnitudes_are_equal():

@@ -220,7 +220,8 @@ def measure_drift(
       ([`corridors.matched_times`][]; k·lr for an optimizer); an array of n + 1
       times from 0 (in any order), or a callable of k = 0..n giving them (tests
       that an optimizer follows the flow at a clock you claim); `"nearest"`: each
-      iterate's projection on the flow path (tests only that the iterates lie on
+      iterate's projection on the flow path, searched forward from the previous
+      iterate's time (tests only that the iterates lie on
       the flow's path, at whatever speed: its `distance` is the distance to the path).
     - `rtol`, `atol`, `max_steps`: for the adaptive reference solve (`rtol`/`atol`
       default by dtype: 1e-10/1e-12 in float64, 1e-6/1e-8 in float32).

@@ -15,10 +15,12 @@ from ._drift import (
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
 from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
+from ._monitor import Monitor, MonitorRecord
 from ._paths import path_geometry
 from ._results import RESULTS
 from ._sde import Paths, sgd_sde
 from ._sgd_paths import sgd_paths
+from ._step_drift import StepDrift, step_drift
 from ._steppers import gd, momentum, runge_kutta, sgd
 from ._weak_error import WeakError, weak_error
 
@@ -31,8 +33,11 @@ __all__ = [
     "Flow",
     "InvalidInputError",
     "MethodInfo",
+    "Monitor",
+    "MonitorRecord",
     "Paths",
     "SGDRegularizers",
+    "StepDrift",
     "SweepDrift",
     "WeakError",
     "corridor_score",
@@ -54,6 +59,7 @@ __all__ = [
     "sgd_regularizers",
     "sgd_sde",
     "sharpness",
+    "step_drift",
     "sweep_drift",
     "symbolic",
     "testing",

@@ -10,6 +10,7 @@ which raises when the compiled code runs. Either way the user never gets a silen
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -474,3 +475,42 @@ def finite_scalar_or_raise(where: str, name: str, value: Any) -> float:
     if not math.isfinite(out):
         raise InvalidInputError(f"{where}: `{name}` must be finite, got {value}.")
     return out
+
+
+def default_tolerances(dtype: Any) -> tuple[float, float]:
+    """`(rtol, atol)` defaults of the flow solves for params of floating `dtype`.
+
+    float64 keeps the tight 1e-10 / 1e-12 of a reference solve; float32 (and narrower
+    types) asks for what its ~7 digits reach in a few steps, 1e-6 / 1e-8 (bfloat16 and
+    float16: 1e-3 / 1e-5). A float32 solve at 1e-10 cannot succeed: the error estimate
+    never falls below the rounding of the state.
+    """
+    eps = float(jnp.finfo(dtype).eps)
+    if eps < 1e-10:
+        return 1e-10, 1e-12
+    if eps < 1e-5:
+        return 1e-6, 1e-8
+    return 1e-3, 1e-5
+
+
+def resolved_tolerances(where: str, dtype: Any, rtol: Any, atol: Any):
+    """`rtol`, `atol` with `None` replaced by the defaults for `dtype`, both checked.
+
+    An `rtol` under 4 ulps of `dtype` cannot be reached by an adaptive solve (it
+    would take max_steps): a warning says so, naming the argument.
+    """
+    default_rtol, default_atol = default_tolerances(dtype)
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        check_positive(where, name, tol)
+    floor = 4 * float(jnp.finfo(dtype).eps)
+    if is_concrete(rtol) and float(rtol) < floor:
+        warnings.warn(
+            f"{where}: `rtol`={float(rtol):g} is below what {jnp.dtype(dtype).name} can "
+            f"reach (~{floor:.1e}); the solve will take max_steps or fail. Use "
+            f"rtol ≥ {default_rtol:g} (the {jnp.dtype(dtype).name} default, rtol=None) "
+            "or float64 params.",
+            stacklevel=3,
+        )
+    return rtol, atol

@@ -28,11 +28,21 @@ from ._checks import (
     finite_scalar_or_raise,
     float_dtype,
     named_args,
+    resolved_tolerances,
     traced_floats,
 )
 from ._flows import gradient_field, modified_field, solve, solve_hints, start_result
 from ._geometry import safe_ratio, tree_norm
 from ._methods import MethodInfo, clock, method_info
+from ._optimizers import (
+    OPTIMIZER,
+    as_stepper,
+    checked_times,
+    in_time_order,
+    is_builtin,
+    matched,
+    run_stepper,
+)
 from ._results import RESULTS, check_throw, failed_if, finish, first_failure
 from ._steppers import batch_tuple, path_result, prepared, rk_steps, run_sgd
 
@@ -102,8 +112,11 @@ def check_reference(where: str, reference: Any, info: MethodInfo) -> Any:
     return reference
 
 
-def _run_method(where, info, loss, params0, lr, beta, n_steps, args):
+def _run_method(where, info, loss, params0, lr, beta, n_steps, args, stepper=None):
     """The method's iterates θ_0..θ_n, their matched flow times, and their status."""
+    if stepper is not None:  # an optax transformation or a step function
+        iterates, result = run_stepper(where, loss, params0, n_steps, args, stepper)
+        return iterates, clock("gd", lr, n_steps, beta), result
     if info.family == "gradient":
         iterates, result = run_sgd(
             where, loss, params0, lr, n_steps, args,
@@ -179,11 +192,12 @@ def measure_drift(
     n_steps: int,
     args: tuple = (),
     *,
-    method: str | diffrax.ButcherTableau | diffrax.AbstractSolver = "gd",
+    method: Any = "gd",
     reference: str | Callable = "flow",
     beta: float | Array = 0.9,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
+    times: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 100_000,
     throw: bool = True,
 ) -> Drift:
@@ -199,13 +213,24 @@ def measure_drift(
     - `method`: "gd", "momentum" (heavy ball from rest), "nesterov", a Runge–Kutta
       name ("euler", "midpoint", "heun", "ralston", "rk4"), a
       `diffrax.ButcherTableau` or an explicit diffrax solver (see
-      [`corridors.method_info`][]).
+      [`corridors.method_info`][]); or any optimizer: an
+      `optax.GradientTransformation` (`value=loss` passed to the Polyak family) or a
+      step function `step(params, state, grads) -> (params, state)` (state from
+      `()`; a pair `(step, state0)` for a stateful one).
     - `reference`: "flow" for the gradient flow, "modified" for the first-order
       modified flow θ' = −∇L − (lr/2)H∇L of gradient descent at this lr (GD and Euler
       only), or a callable `reference(params0, ts) -> params stacked along ts` (e.g.
       a landscape's `exact_flow`).
     - `beta`: momentum coefficient in [0, 1) for "momentum" and "nesterov".
-    - `rtol`, `atol`, `max_steps`: for the adaptive reference solve.
+    - `times`: the flow time matched to each iterate. `None`: the method's clock
+      ([`corridors.matched_times`][]; k·lr for an optimizer); an array of n + 1
+      times from 0 (in any order), or a callable of k = 0..n giving them (tests
+      that an optimizer follows the flow at a clock you claim); `"nearest"`: each
+      iterate's projection on the flow path, searched forward from the previous
+      iterate's time (tests only that the iterates lie on
+      the flow's path, at whatever speed: its `distance` is the distance to the path).
+    - `rtol`, `atol`, `max_steps`: for the adaptive reference solve (`rtol`/`atol`
+      default by dtype: 1e-10/1e-12 in float64, 1e-6/1e-8 in float32).
     - `throw`: raise on a failure met along the way (a diverged run, a NaN loss, a
       reference solve hitting `max_steps`). With `throw=False` nothing raises: the
       failure is `Drift.result`.
@@ -229,14 +254,15 @@ def measure_drift(
     n_steps = check_steps(where, "n_steps", n_steps, minimum=1)
     # The iterates and the reference path, both stacked.
     check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, params0, copies=2)
-    info = method_info(method, where=where)
+    stepper = None if is_builtin(method) else as_stepper(where, method, params0)
+    info = OPTIMIZER if stepper is not None else method_info(method, where=where)
+    times = checked_times(where, times, n_steps, lr.dtype)
     reference = check_reference(where, reference, info)
     beta_array = None
     if info.momentum:
         beta = check_real(where, "beta", beta, scalar=True)
         beta_array = jnp.asarray(check_beta(where, beta), lr.dtype)
-    for name, tol in (("rtol", rtol), ("atol", atol)):
-        check_positive(where, name, tol)
+    rtol, atol = resolved_tolerances(where, lr.dtype, rtol, atol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     throw = check_throw(where, throw)
     return _measure_drift(
@@ -246,6 +272,8 @@ def measure_drift(
         beta_array,
         args,
         reference,
+        stepper,
+        times,
         info=info,
         n_steps=n_steps,
         options={"rtol": rtol, "atol": atol, "max_steps": max_steps},
@@ -255,14 +283,19 @@ def measure_drift(
 
 @eqx.filter_jit
 def _measure_drift(
-    loss, params0, lr, beta, args, reference, *, info, n_steps, options, throw
-):
+    loss, params0, lr, beta, args, reference, stepper, times,
+    *, info, n_steps, options, throw,
+):  # fmt: skip
     where = "measure_drift"
     iterates, ts, path_status = _run_method(
-        where, info, loss, params0, lr, beta, n_steps, args
+        where, info, loss, params0, lr, beta, n_steps, args, stepper
     )
-    path, length, reference_status = _reference_path(
-        where, reference, loss, params0, ts, args, lr, options
+    ts = matched(times, ts, loss, iterates, args, options)
+    path, length, reference_status = in_time_order(
+        lambda ts: _reference_path(
+            where, reference, loss, params0, ts, args, lr, options
+        ),
+        ts,
     )
     distance = tree_distances(iterates, path)
     batched_loss = jax.vmap(lambda p: loss(p, *args))

@@ -25,6 +25,7 @@ from ._checks import (
     check_storage,
     checked_params,
     float_dtype,
+    resolved_tolerances,
     traced_floats,
 )
 from ._geometry import gradient_and_hvp, gradient_function
@@ -246,8 +247,8 @@ def gradient_flow(
     ts: Float[Array, " times"],
     args: tuple = (),
     *,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 100_000,
     solver: diffrax.AbstractSolver | str | None = None,
     modified: float | Array | None = None,
@@ -267,7 +268,8 @@ def gradient_flow(
     - `params0`: the initial point, any pytree of floating arrays.
     - `ts`: strictly increasing times; the flow starts at `ts[0]`.
     - `args`: extra arguments passed to `loss`.
-    - `rtol`, `atol`: tolerances of the PID step-size controller.
+    - `rtol`, `atol`: tolerances of the PID step-size controller; default by the
+      dtype of `params0`: 1e-10 / 1e-12 in float64, 1e-6 / 1e-8 in float32.
     - `max_steps`: cap on solver steps; reaching it raises an error.
     - `solver`: `None` (Dopri8), `"stiff"` (Kvaerno5, implicit: for sharp losses whose
       Hessian has a large spread; each Newton solve forms the dense Hessian) or any
@@ -290,8 +292,7 @@ def gradient_flow(
     args = traced_floats(args)
     check_real(where, "ts", ts)
     ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
-    for name, tol in (("rtol", rtol), ("atol", atol)):
-        check_positive(where, name, tol)
+    rtol, atol = resolved_tolerances(where, ts.dtype, rtol, atol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     if ts.shape[0] - 1 > max_steps:
         raise InvalidInputError(

@@ -14,10 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import PyTree
 
-from .._checks import InvalidInputError
+from .._checks import InvalidInputError, default_tolerances, float_dtype
 from .._drift import measure_drift, sweep_drift
 from .._geometry import corridor_score
 from .._methods import MethodInfo, drift_order, method_info
+from .._optimizers import as_stepper, checked_times, is_builtin
 
 
 def _format(tree: PyTree, limit: int = 300) -> str:
@@ -124,8 +125,12 @@ def assert_tree_allclose(
     )
 
 
-def _label(info: MethodInfo, lr: float, n_steps: int, beta: float) -> str:
-    if info.name == "tableau":
+def _label(
+    info: MethodInfo | None, method: Any, lr: float, n_steps: int, beta: float
+) -> str:
+    if info is None:
+        name = f"the optimizer {type(method).__name__}"
+    elif info.name == "tableau":
         name = (
             f"runge_kutta with a {info.solver.tableau.num_stages}-stage ButcherTableau"
         )
@@ -165,11 +170,12 @@ def assert_follows_flow(
     n_steps: int,
     args: tuple = (),
     *,
-    method: str | diffrax.ButcherTableau = "gd",
+    method: Any = "gd",
     beta: float = 0.9,
+    times: Any = None,
     flow: Callable[[PyTree, Any], PyTree] | None = None,
-    atol: float = 1e-9,
-    rtol: float = 1e-9,
+    atol: float | None = None,
+    rtol: float | None = None,
 ) -> np.ndarray:
     """Assert a discrete method's iterates lie on the gradient flow.
 
@@ -187,12 +193,20 @@ def assert_follows_flow(
     - `n_steps`: the number of steps, ≥ 1.
     - `args`: extra arguments passed to `loss`.
     - `method`: "gd", "momentum" (heavy ball from rest), "nesterov", a Runge–Kutta name
-      ("midpoint", "heun", "ralston", "rk4", …) or a `diffrax.ButcherTableau`.
+      ("midpoint", "heun", "ralston", "rk4", …), a `diffrax.ButcherTableau`, or any
+      optimizer: an `optax.GradientTransformation` or a step function
+      `step(params, state, grads) -> (params, state)`, as in
+      `corridors.measure_drift`.
     - `beta`: the momentum coefficient for "momentum" and "nesterov".
+    - `times`: the flow times t_k, as `times=` of `corridors.measure_drift`: `None`
+      (the method's clock; k·lr for an optimizer), an array or a callable of k (the
+      clock you claim), or `"nearest"` (only that the iterates lie on the flow path).
     - `flow`: the reference φ as a function `(params0, ts) -> params at ts` (leading
       axis `len(ts)`), e.g. a landscape's `exact_flow`; by default
       `corridors.gradient_flow` (Dopri8, rtol 1e-10).
-    - `atol`, `rtol`: absolute tolerance, and tolerance relative to ‖φ(t_k)‖.
+    - `atol`, `rtol`: absolute tolerance, and tolerance relative to ‖φ(t_k)‖. Default
+      by the dtype of `params0`: 1e-9 each in float64; in float32 1e-6 and 1e-5 (the
+      rounding of a few float32 steps and of the float32 reference solve).
 
     **Returns:**
 
@@ -204,7 +218,18 @@ def assert_follows_flow(
         raise InvalidInputError(
             f"{where}: `n_steps` must be an int ≥ 1, got {n_steps!r}."
         )
-    info = method_info(method, where=where)
+    dtype = float_dtype(params0)
+    if rtol is None or atol is None:
+        tight = default_tolerances(dtype)[0] < 1e-8
+        rtol = (1e-9 if tight else 1e-5) if rtol is None else rtol
+        atol = (1e-9 if tight else 1e-6) if atol is None else atol
+    if is_builtin(method):
+        info = method_info(method, where=where)
+    else:
+        # Checked here first so that errors name this function.
+        as_stepper(where, method, params0)
+        info = None
+    checked_times(where, times, n_steps, dtype)
     drift = measure_drift(
         loss,
         params0,
@@ -213,6 +238,7 @@ def assert_follows_flow(
         args,
         method=method,
         beta=beta,
+        times=times,
         reference="flow" if flow is None else flow,
     )
     iterates, reference = drift.iterates, drift.reference
@@ -232,7 +258,7 @@ def assert_follows_flow(
     k = int(np.argmax(excess))
     at_k = lambda tree: jax.tree.map(lambda x: np.asarray(x)[k], tree)  # noqa: E731
     raise AssertionError(
-        f"{_label(info, float(lr), n_steps, float(beta))} does not follow the gradient "
+        f"{_label(info, method, float(lr), n_steps, float(beta))} does not follow the gradient "
         f"flow (expected ‖θ_k − φ(t_k)‖ ≤ atol + rtol·‖φ(t_k)‖ at every step, as in a "
         f"corridor).\nWorst step: k = {k} (flow time t_k = {ts_np[k]:.6g}): distance "
         f"{distances[k]:.3e} > allowed {allowed[k]:.3e} (atol={atol:g}, rtol={rtol:g}).\n"

@@ -14,9 +14,17 @@ from ._drift import (
 )
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
+from ._lanczos import Sharpness
 from ._methods import DriftOrder, drift_order, matched_times
 from ._paths import path_geometry
 from ._results import RESULTS
+from ._spectrum import (
+    HessianDensity,
+    HessianTrace,
+    block_sharpness,
+    hessian_density,
+    hessian_trace,
+)
 from ._steppers import gd, momentum, runge_kutta, sgd
 
 __version__ = "0.1.0"
@@ -26,13 +34,19 @@ __all__ = [
     "Drift",
     "DriftOrder",
     "Flow",
+    "HessianDensity",
+    "HessianTrace",
     "InvalidInputError",
     "SGDRegularizers",
+    "Sharpness",
     "SweepDrift",
+    "block_sharpness",
     "corridor_score",
     "drift_order",
     "gd",
     "gradient_flow",
+    "hessian_density",
+    "hessian_trace",
     "hvp",
     "landscapes",
     "lr",

@@ -101,7 +101,7 @@ def test_throw_false_reports_non_convergence(mlp):
 
 @pytest.mark.slow
 def test_restarted_lanczos_restarts_and_stays_exact():
-    # Close top eigenvalues (gaps 1e-2 of a spread 1) need more than the k + 7 = 10
+    # Close top eigenvalues (gaps 1e-2 of a spread 1) need more than the k + 5 = 8
     # basis vectors: the solve restarts and still resolves each of them. (Exactly
     # repeated eigenvalues are the full basis's job: see `sharpness`'s docstring.)
     rng = np.random.default_rng(1)

@@ -30,7 +30,7 @@ from ._results import RESULTS
 Which = Literal["largest", "smallest", "magnitude"]
 WHICH = ("largest", "smallest", "magnitude")
 
-# A restart rotates the basis in place, this many columns at a time, so it needs a
+# A restart rotates the basis in place, n / _CHUNKS columns at a time, so it needs a
 # buffer of (capacity + 1)·n / _CHUNKS floats instead of a second basis.
 _CHUNKS = 8
 # A full-basis cold start tests convergence every few products: an eigendecomposition
@@ -104,18 +104,14 @@ def lanczos(
     capacity = min(capacity, n)
     restarts = capacity < max_iter and capacity < n
     keep = min(capacity - 1, k + max(1, (capacity - k) // 2))
-    # Restarts rotate the basis in column chunks: pad n to a multiple of _CHUNKS.
-    width = -(-n // _CHUNKS) * _CHUNKS if restarts else n
-    pad = lambda v: jnp.pad(v, (0, width - n))  # noqa: E731
-    op = lambda v: pad(matvec(v[:n]))  # noqa: E731
 
     def random_unit(j, basis):
-        fresh = pad(jax.random.normal(jax.random.fold_in(key, j), (n,), dtype))
+        fresh = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
         fresh = _orthogonalize(basis, fresh)
         return fresh / jnp.linalg.norm(fresh)
 
-    start = pad(start / jnp.linalg.norm(start))
-    basis = jnp.zeros((capacity + 1, width), dtype).at[0].set(start)
+    start = start / jnp.linalg.norm(start)
+    basis = jnp.zeros((capacity + 1, n), dtype).at[0].set(start)
     t = jnp.zeros((capacity, capacity), dtype)
 
     def wanted(t, size):
@@ -129,12 +125,17 @@ def lanczos(
         threshold = jnp.maximum(tol * jnp.abs(theta), 10 * eps * scale)
         return jnp.all(residual <= threshold)
 
-    def restart(basis, t, beta):
+    chunk, tail = n // _CHUNKS, n - _CHUNKS * (n // _CHUNKS)
+
+    def restart(basis, t, full):
+        # Run at every step, as the identity unless the basis is full: a rotation of
+        # a few vectors costs far less than a product, and a `lax.cond` would copy
+        # the basis.
         theta, y = _ritz(t, jnp.asarray(capacity), which, keep)
         rotation = jnp.zeros((capacity + 1, capacity + 1), dtype)
         rotation = rotation.at[:keep, :capacity].set(y.T)
         rotation = rotation.at[keep, capacity].set(1.0)  # the residual direction
-        chunk = width // _CHUNKS
+        rotation = jnp.where(full, rotation, jnp.eye(capacity + 1, dtype=dtype))
 
         def rotate(c, basis):
             block = jax.lax.dynamic_slice_in_dim(basis, c * chunk, chunk, axis=1)
@@ -143,8 +144,10 @@ def lanczos(
             )
 
         basis = jax.lax.fori_loop(0, _CHUNKS, rotate, basis)
-        t = jnp.zeros_like(t).at[jnp.arange(keep), jnp.arange(keep)].set(theta)
-        return basis, t
+        if tail:
+            basis = basis.at[:, n - tail :].set(rotation @ basis[:, n - tail :])
+        reset = jnp.zeros_like(t).at[jnp.arange(keep), jnp.arange(keep)].set(theta)
+        return basis, jnp.where(full, reset, t)
 
     def cond(carry):
         products, _, _, _, _, done = carry
@@ -153,7 +156,7 @@ def lanczos(
     def body(carry):
         products, size, basis, t, beta, _ = carry
         v = basis[size]
-        w = op(v)
+        w = matvec(v)
         h = basis @ w
         w = w - basis.T @ h
         correction = basis @ w
@@ -178,9 +181,7 @@ def lanczos(
         )
         if restarts:
             full = (size == capacity) & ~done & (products < max_iter)
-            basis, t = jax.lax.cond(
-                full, restart, lambda b_, t_, _: (b_, t_), basis, t, beta
-            )
+            basis, t = restart(basis, t, full)
             size = jnp.where(full, keep, size)
         return products, size, basis, t, beta, done
 
@@ -192,7 +193,7 @@ def lanczos(
     full_space = size >= n
     converged = full_space | is_done(t, beta, size)
     # Padding y (not slicing the basis) keeps the basis from being copied.
-    vectors = (jnp.pad(y, ((0, 1), (0, 0))).T @ basis)[:, :n]
+    vectors = jnp.pad(y, ((0, 1), (0, 0))).T @ basis
     return LanczosResult(
         theta,
         vectors,
@@ -210,7 +211,7 @@ METHODS = ("auto", "lanczos", "restarted")
 _AUTO_BASIS_FLOATS = 2**25
 # Extra basis vectors of the restarted method beyond the k wanted ones: the basis then
 # holds k + _RESTART_EXTRA + 1 vectors.
-_RESTART_EXTRA = 6
+_RESTART_EXTRA = 4
 
 
 class Plan(NamedTuple):

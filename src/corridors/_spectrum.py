@@ -190,7 +190,10 @@ def hessian_density(
     - `key`: a PRNG key (`jax.random.key(0)`).
     - `n_samples`: start vectors, ≥ 1 (cost: `n_samples`·`order` products, vmapped).
     - `order`: Lanczos steps per start vector, 1 ≤ order ≤ n (memory `order`·n per
-      start vector).
+      start vector). Keep it below the number of distinct eigenvalues: past an
+      invariant subspace matfree's Lanczos continues on round-off and its extra
+      nodes are meaningless (a Hessian of a network has far more distinct
+      eigenvalues than any useful order).
     - `sigma`: width of the Gaussian smoothing (default 1% of the nodes' range).
     - `grid`: the number of evaluation points spanning the nodes' range ± 5σ, or the
       points themselves (a 1-D array).
@@ -250,8 +253,7 @@ def _hessian_density(loss, params, args, key, grid, *, sigma, n_samples, order):
     starts = jax.random.rademacher(key, (n_samples, flat.size), flat.dtype)
 
     def quadrature(start):
-        tridiagonal = tridiagonalize(hvp_flat, start).J_small
-        nodes, vectors = jnp.linalg.eigh(tridiagonal)
+        nodes, vectors = jnp.linalg.eigh(tridiagonalize(hvp_flat, start).J_small)
         return nodes, vectors[0] ** 2
 
     nodes, weights = jax.vmap(quadrature)(starts)

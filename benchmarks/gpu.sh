@@ -3,7 +3,9 @@
 # H100; not yet run on a GPU):
 # ResNet-18 on CIFAR-shaped synthetic batches at batch 1024, float32 and bfloat16 —
 # throughput against a plain Flax + optax step, measurement overhead at the default
-# cadence, and a short training run whose loss curve and measurements come back.
+# cadence, a short training run whose loss curve and measurements come back, and the
+# sharpness solve on ResNet-18 and ResNet-50 (products vs power iteration, cold vs
+# warm along GD steps, compiled memory of the bounded-memory path).
 #
 #   OUT=gpu-results bash benchmarks/gpu.sh
 #
@@ -17,8 +19,10 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 width=64 batch=1024 steps=300 measure_batch=256 repeats=""
-if [ "${GPU_CHECK_SMALL:-0}" = 1 ]; then  # ~8 min on 2 CPU cores
+sharpness_batch=128 sharpness_options="--measurements 6"
+if [ "${GPU_CHECK_SMALL:-0}" = 1 ]; then  # ~8 min on 2 CPU cores, sharpness apart
     width=4 batch=32 steps=10 measure_batch=16 repeats="--quick"
+    sharpness_batch=2 sharpness_options="--measurements 2 --every 2"
 fi
 
 python3 -c "import jax; print(jax.devices())" | tee "$out/devices.txt"
@@ -31,6 +35,11 @@ for precision in float32 bfloat16; do
 done
 python3 benchmarks/measure_overhead.py $repeats --model resnet18 --width "$width" \
     --batch "$batch" --image-size 32 2>&1 | tee "$out/measure_overhead.txt"
+for model in resnet18 resnet50; do
+    python3 benchmarks/sharpness.py --model "$model" --width "$width" \
+        --batch "$sharpness_batch" $sharpness_options \
+        2>&1 | tee "$out/sharpness_$model.txt"
+done
 python3 -m corridors.cli train --model resnet18 --width "$width" --dataset synthetic \
     --synthetic-shape 32 32 3 --batch-size "$batch" --steps "$steps" --optimizer clr \
     --precision bfloat16 --measure-every $((steps / 10)) --measure-batch "$measure_batch" \

@@ -14,12 +14,20 @@ from ._drift import (
 )
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
+from ._lanczos import Sharpness
 from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
 from ._monitor import Monitor, MonitorRecord
 from ._paths import path_geometry
 from ._results import RESULTS
 from ._sde import Paths, sgd_sde
 from ._sgd_paths import sgd_paths
+from ._spectrum import (
+    HessianDensity,
+    HessianTrace,
+    block_sharpness,
+    hessian_density,
+    hessian_trace,
+)
 from ._step_drift import StepDrift, step_drift
 from ._steppers import gd, momentum, runge_kutta, sgd
 from ._weak_error import WeakError, weak_error
@@ -31,19 +39,25 @@ __all__ = [
     "Drift",
     "DriftOrder",
     "Flow",
+    "HessianDensity",
+    "HessianTrace",
     "InvalidInputError",
     "MethodInfo",
     "Monitor",
     "MonitorRecord",
     "Paths",
     "SGDRegularizers",
+    "Sharpness",
     "StepDrift",
     "SweepDrift",
     "WeakError",
+    "block_sharpness",
     "corridor_score",
     "drift_order",
     "gd",
     "gradient_flow",
+    "hessian_density",
+    "hessian_trace",
     "hvp",
     "landscapes",
     "lr",

@@ -1,6 +1,7 @@
 """Local geometry of a loss: Hessian-vector products, the corridor score, sharpness."""
 
 from collections.abc import Callable
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -21,7 +22,8 @@ from ._checks import (
     named_args,
     traced_floats,
 )
-from ._lanczos import lanczos_top
+from ._lanczos import Sharpness, flat_hvp, init_vectors, plan, solve, start_vector
+from ._results import RESULTS
 
 
 def gradient_function(loss: Callable, args: tuple) -> Callable[[PyTree], PyTree]:
@@ -184,15 +186,20 @@ def sharpness(
     k: int = 1,
     key: PRNGKeyArray | None = None,
     tol: float = 1e-6,
+    which: Literal["largest", "smallest", "magnitude"] = "largest",
+    init: Sharpness | PyTree | None = None,
+    method: Literal["auto", "lanczos", "restarted"] = "auto",
     max_iter: int | None = None,
-) -> Array:
-    """The top-`k` Hessian eigenvalues (algebraically largest), in descending order.
+    throw: bool = True,
+    return_result: bool = False,
+) -> Array | Sharpness:
+    """The `k` extreme Hessian eigenvalues: by default the algebraically largest, in
+    descending order.
 
     Lanczos with full reorthogonalization on Hessian-vector products only; the Hessian
     is never formed. Each Ritz value θᵢ is returned once its residual ‖Hu − θu‖ is at
     most `tol`·|θᵢ| (so |θᵢ − λᵢ| ≤ `tol`·|θᵢ|), or at the float round-off floor
-    10·eps·‖H‖. Repeated eigenvalues are found through restarts on breakdown. Not
-    converging within `max_iter` iterations is an error.
+    10·eps·‖H‖. Repeated eigenvalues are found through restarts on breakdown.
 
     **Arguments:**
 
@@ -202,53 +209,89 @@ def sharpness(
     - `k`: how many eigenvalues, 1 ≤ k ≤ n.
     - `key`: PRNG key for the start vector (default `jax.random.key(0)`).
     - `tol`: relative residual tolerance.
-    - `max_iter`: Krylov dimension cap (default min(n, max(300, 10k))). Memory is
-      (max_iter + 1)·n floats.
+    - `which`: `"largest"` (descending), `"smallest"` (ascending: the most negative
+      curvature first) or `"magnitude"` (by descending |λ|).
+    - `init`: warm start: the `Sharpness` result of a previous call (at nearby params),
+      or vectors shaped like `params` (one, or several stacked on a leading axis). The
+      solve starts from their sum and tests convergence from its second product on.
+    - `method`: `"lanczos"` keeps the whole Krylov basis, (`max_iter` + 1)·n floats,
+      and needs the fewest products; `"restarted"` (thick-restart Lanczos) keeps
+      k + 5 vectors, memory O(k·n) whatever the iteration count, at the price of a few
+      more products; `"auto"` (default) keeps the whole basis while it fits in
+      2²⁵ floats (n ≲ 110,000 at the default `max_iter`) and restarts beyond. A
+      restarted basis never breaks down, so beyond the first copy an exactly repeated
+      eigenvalue is found only through round-off: use `"lanczos"` for those.
+    - `max_iter`: cap on Hessian-vector products (default min(n, max(300, 10k)) for
+      `"lanczos"`, max(300, 10k) for `"restarted"`).
+    - `throw`: if True, not converging within `max_iter` is an error; if False,
+      a `Sharpness` is returned whose `.result` says so.
+    - `return_result`: return the full `Sharpness` (eigenvectors, residuals, product
+      count) even when `throw=True`.
 
     **Returns:**
 
-    An array of shape `(k,)`.
+    An array of shape `(k,)`; a `Sharpness` if `throw=False` or `return_result=True`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p: 0.5 * (3 * p[0] ** 2 + p[1] ** 2 - 2 * p[2] ** 2)
+    print(cr.sharpness(loss, jnp.ones(3), k=2))  # ≈ [3. 1.]
+    first = cr.sharpness(loss, jnp.ones(3), which="smallest", return_result=True)
+    print(first.eigenvalues)  # ≈ [-2.]
+    again = cr.sharpness(loss, jnp.ones(3), which="smallest", init=first, throw=False)
+    print(again.hvps, again.result == cr.RESULTS.successful)  # 2 True
+    ```
     """
     params = checked_params("sharpness", loss, params, args, "params")
     args = traced_floats(args)
     n = sum(leaf.size for leaf in jax.tree.leaves(params))
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
-        raise InvalidInputError(
-            f"sharpness: `k` must be an int in [1, {n}], got {k!r}."
-        )
-    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-        raise InvalidInputError(
-            f"sharpness: `tol` must be a float in (0, 1), got {tol!r}."
-        )
-    if max_iter is None:
-        max_iter = min(n, max(300, 10 * k))
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < k:
-        raise InvalidInputError(
-            f"sharpness: `max_iter` must be an int ≥ k = {k}, got {max_iter!r}."
-        )
+    options = plan(
+        "sharpness",
+        n,
+        k=k,
+        tol=tol,
+        which=which,
+        method=method,
+        max_iter=max_iter,
+        warm=init is not None,
+    )
+    for name, flag in (("throw", throw), ("return_result", return_result)):
+        if not isinstance(flag, bool):
+            raise InvalidInputError(
+                f"sharpness: `{name}` must be a bool, got {flag!r}."
+            )
+    start = init_vectors("sharpness", params, init)
     key = jax.random.key(0) if key is None else key
-    return _sharpness(loss, params, args, key, k=k, tol=tol, max_iter=min(max_iter, n))
+    out = _sharpness(loss, params, args, start, key, options=options)
+    if throw:
+        out = eqx.error_if(
+            out,
+            out.result != RESULTS.successful,
+            f"sharpness: Lanczos did not reach tol={tol} within max_iter="
+            f"{options.max_iter} Hessian-vector products; raise `max_iter` or `tol` "
+            "(float32 Hessians rarely reach 1e-6).",
+        )
+    return out if (return_result or not throw) else out.eigenvalues
 
 
 @eqx.filter_jit
-def _sharpness(loss, params, args, key, *, k, tol, max_iter):
+def _sharpness(loss, params, args, init, key, *, options):
     check_loss("sharpness", loss, params, args)
-    flat, unravel = ravel_pytree(params)
-    grad_flat = lambda x: ravel_pytree(jax.grad(loss)(unravel(x), *args))[0]  # noqa: E731
-    _, hvp_flat = jax.linearize(grad_flat, flat)
+    flat, hvp_flat = flat_hvp(loss, params, args)
     start_key, restart_key = jax.random.split(key)
-    result = lanczos_top(
-        hvp_flat,
-        jax.random.normal(start_key, flat.shape, flat.dtype),
-        k=k,
-        tol=tol,
-        max_iter=max_iter,
-        min_iter=min(flat.size, max(2 * k, k + 8)),
-        key=restart_key,
-    )
-    return eqx.error_if(
-        result.eigenvalues,
-        ~result.converged,
-        f"sharpness: Lanczos did not reach tol={tol} within max_iter={max_iter} "
-        "iterations; raise `max_iter` or `tol` (float32 Hessians rarely reach 1e-6).",
+    start = start_vector(init, start_key, flat.size, flat.dtype)
+    found = solve(hvp_flat, start, restart_key, options)
+    unravel = ravel_pytree(params)[1]
+    return Sharpness(
+        eigenvalues=found.eigenvalues,
+        eigenvectors=jax.vmap(unravel)(found.eigenvectors),
+        residuals=found.residuals,
+        hvps=found.iterations,
+        result=RESULTS.where(
+            found.converged, RESULTS.successful, RESULTS.not_converged
+        ),
     )

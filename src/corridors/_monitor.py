@@ -5,7 +5,6 @@ the update the optimizer applied. It never raises on what it meets: a NaN loss o
 solve that fails becomes a status in the record, so a training loop carries on.
 """
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -27,9 +26,6 @@ from ._checks import (
 from ._geometry import gradient_and_hvp, safe_ratio, sharpness, tree_norm
 from ._results import RESULTS
 from ._step_drift import solve_step
-
-# `corridors.sharpness` reports a failed solve as a status where it supports `throw`.
-_SHARPNESS_THROWS = "throw" in inspect.signature(sharpness).parameters
 
 _MEASURES = (
     "loss",
@@ -342,13 +338,7 @@ def _sgd_terms(loss, params, batch, lr, m):
 def _sharpness(loss, params, batch, key, tol, max_iter):
     n = sum(leaf.size for leaf in jax.tree.leaves(params))
     max_iter = min(max_iter, n)
-    if _SHARPNESS_THROWS:
-        out = sharpness(
-            loss, params, batch, key=key, tol=tol, max_iter=max_iter, throw=False
-        )
-        return out.eigenvalues[0], out.result
-    # Without `throw`, a solve that does not converge raises (older corridors).
-    top = sharpness(loss, params, batch, key=key, tol=tol, max_iter=max_iter)[0]
-    return top, RESULTS.where(
-        jnp.isfinite(top), RESULTS.successful, RESULTS.nonfinite_loss
+    out = sharpness(
+        loss, params, batch, key=key, tol=tol, max_iter=max_iter, throw=False
     )
+    return out.eigenvalues[0], out.result

@@ -3,6 +3,7 @@
 import importlib
 
 from . import landscapes, lr, testing, train
+from ._central import CentralFlow, central_flow
 from ._checks import InvalidInputError
 from ._drift import (
     Drift,
@@ -16,19 +17,23 @@ from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
 from ._methods import DriftOrder, drift_order, matched_times
 from ._paths import path_geometry
+from ._references import PrincipalFlow, modified_flow, principal_flow
 from ._results import RESULTS
 from ._steppers import gd, momentum, runge_kutta, sgd
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CentralFlow",
     "RESULTS",
     "Drift",
     "DriftOrder",
     "Flow",
+    "PrincipalFlow",
     "InvalidInputError",
     "SGDRegularizers",
     "SweepDrift",
+    "central_flow",
     "corridor_score",
     "drift_order",
     "gd",
@@ -38,9 +43,11 @@ __all__ = [
     "lr",
     "matched_times",
     "measure_drift",
+    "modified_flow",
     "momentum",
     "path_geometry",
     "predicted_step_drift",
+    "principal_flow",
     "runge_kutta",
     "sgd",
     "sgd_regularizers",

@@ -15,7 +15,7 @@ from ._drift import (
 )
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
-from ._methods import DriftOrder, drift_order, matched_times
+from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
 from ._paths import path_geometry
 from ._references import PrincipalFlow, modified_flow, principal_flow
 from ._results import RESULTS
@@ -31,6 +31,7 @@ __all__ = [
     "Flow",
     "PrincipalFlow",
     "InvalidInputError",
+    "MethodInfo",
     "SGDRegularizers",
     "SweepDrift",
     "central_flow",
@@ -43,6 +44,7 @@ __all__ = [
     "lr",
     "matched_times",
     "measure_drift",
+    "method_info",
     "modified_flow",
     "momentum",
     "path_geometry",

@@ -83,6 +83,11 @@ def any_nonfinite(tree: Any) -> Array:
     ).any()
 
 
+def any_nan(tree: Any) -> Array:
+    """A boolean array: does any leaf of `tree` hold NaN?"""
+    return jnp.stack([jnp.any(jnp.isnan(leaf)) for leaf in jax.tree.leaves(tree)]).any()
+
+
 # Jitted so that on concrete arrays the reduction runs where the arrays live and only
 # one bool comes back.
 _any_nonfinite_jit = jax.jit(any_nonfinite)

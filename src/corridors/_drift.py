@@ -24,12 +24,14 @@ from ._checks import (
     float_dtype,
     traced_floats,
 )
-from ._flows import gradient_field, modified_field, solve
+from ._flows import gradient_field, modified_field, solve, solve_hints, start_result
 from ._geometry import safe_ratio, tree_norm
-from ._steppers import DIVERGED, batch_tuple, prepared, rk_steps, run_sgd
-from ._tableaux import NAMED_METHODS, explicit_solver
+from ._methods import MethodInfo, clock, method_info
+from ._results import RESULTS, check_throw, failed_if, finish, first_failure
+from ._steppers import batch_tuple, path_result, prepared, rk_steps, run_sgd
 
-_MOMENTUM_METHODS = ("momentum", "nesterov")
+FLOW_REFERENCES = ("flow", "modified")
+"""The reference flows `measure_drift` solves itself (diffrax, Dopri8)."""
 
 
 class Drift(eqx.Module):
@@ -43,9 +45,12 @@ class Drift(eqx.Module):
       Nesterov.
     - `distance`: ‖θ_k − φ(ts_k)‖₂ over all leaves.
     - `relative`: `distance` divided by the reference path length ∫₀^{ts_k}‖φ'‖dt
-      (0 at k = 0).
+      (0 at k = 0; for a callable reference, the polygonal length through the
+      φ(ts_k)).
     - `loss_method`, `loss_reference`: the loss along the iterates and the reference.
     - `iterates`, `reference`: θ_k and φ(ts_k), pytrees with leading axis n + 1.
+    - `result`: a [`corridors.RESULTS`][] item: `RESULTS.successful`, or (with
+      `throw=False`) what failed.
     """
 
     ts: Float[Array, " n_plus_1"]
@@ -55,20 +60,7 @@ class Drift(eqx.Module):
     loss_reference: Float[Array, " n_plus_1"]
     iterates: PyTree
     reference: PyTree
-
-
-def matched_times(
-    method: str, lr: Array, beta: Array | None, n_steps: int
-) -> Float[Array, " n_plus_1"]:
-    """Flow time reached after k = 0..n steps of `method` along a corridor."""
-    k = jnp.arange(1, n_steps + 1, dtype=lr.dtype)
-    if method == "momentum":
-        speeds = (1 - beta**k) / (1 - beta)
-    elif method == "nesterov":
-        speeds = (1 - beta ** (k + 1)) / (1 - beta)
-    else:
-        speeds = jnp.ones_like(k)
-    return jnp.concatenate([jnp.zeros(1, lr.dtype), lr * jnp.cumsum(speeds)])
+    result: RESULTS = eqx.field(default_factory=lambda: RESULTS.successful)
 
 
 def tree_distances(stacked_a: PyTree, stacked_b: PyTree) -> Array:
@@ -86,6 +78,94 @@ def _with_arclength(field: Callable) -> Callable:
     return augmented
 
 
+def check_reference(where: str, reference: Any, info: MethodInfo) -> Any:
+    """Refuse a `reference` that is not a known name or a callable, or one not
+    defined for the method."""
+    if callable(reference):
+        return reference
+    if not isinstance(reference, str) or reference not in FLOW_REFERENCES:
+        raise InvalidInputError(
+            f"{where}: `reference` must be one of {list(FLOW_REFERENCES)} or a "
+            f"callable reference(params0, ts) -> stacked params, got {reference!r}."
+        )
+    if reference == "modified" and not info.modified_flow:
+        raise InvalidInputError(
+            f"{where}: reference='modified' is the first-order modified flow of gradient "
+            f"descent; it is not defined here for method={info.name!r}."
+        )
+    return reference
+
+
+def _run_method(where, info, loss, params0, lr, beta, n_steps, args):
+    """The method's iterates θ_0..θ_n, their matched flow times, and their status."""
+    if info.family == "gradient":
+        iterates, result = run_sgd(
+            where, loss, params0, lr, n_steps, args,
+            beta=beta, nesterov=info.name == "nesterov",
+        )  # fmt: skip
+    else:
+        iterates, result = rk_steps(
+            where, loss, params0, lr, n_steps, args, info.solver
+        )
+    return iterates, clock(info.name, lr, n_steps, beta), result
+
+
+def _reference_path(where, reference, loss, params0, ts, args, lr, options):
+    """The reference φ at `ts`, its path length at `ts`, and its status.
+
+    `reference` is a name in `FLOW_REFERENCES` (solved here with diffrax) or a callable
+    `reference(params0, ts) -> stacked params`. `options` holds rtol, atol, max_steps.
+    """
+    if callable(reference):
+        path = _called_reference(where, reference, params0, ts)
+        chords = tree_distances(
+            jax.tree.map(lambda x: x[1:], path), jax.tree.map(lambda x: x[:-1], path)
+        )
+        length = jnp.concatenate([jnp.zeros(1, ts.dtype), jnp.cumsum(chords)])
+        return path, length, failed_if(any_nonfinite(path), RESULTS.nonfinite_reference)
+    field = (
+        modified_field(loss, args)
+        if reference == "modified"
+        else gradient_field(loss, args)
+    )
+    solved = solve(
+        _with_arclength(field),
+        (params0, jnp.zeros((), ts.dtype)),
+        ts,
+        lr,
+        **options,
+        solver=diffrax.Dopri8(),
+        dense=False,
+    )
+    path, length = solved.ys
+    return path, length, solved.result
+
+
+def _called_reference(where, reference, params0, ts):
+    """`reference(params0, ts)`, refused unless it is stacked like `params0`."""
+    try:
+        shapes = jax.eval_shape(reference, params0, ts)
+    except Exception as error:  # re-raised with the argument named, cause kept
+        raise InvalidInputError(
+            f"{where}: calling `reference(params0, ts)` failed: {error}"
+        ) from error
+    expected = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct((ts.shape[0], *jnp.shape(x)), x.dtype), params0
+    )
+    same = jax.tree.structure(shapes) == jax.tree.structure(expected) and all(
+        a.shape == b.shape
+        for a, b in zip(jax.tree.leaves(shapes), jax.tree.leaves(expected), strict=True)
+    )
+    if not same:
+        raise InvalidInputError(
+            f"{where}: `reference(params0, ts)` must return params stacked along a "
+            f"leading axis of len(ts) = {ts.shape[0]}, like {expected}; got {shapes}."
+        )
+    return jax.tree.map(
+        lambda x, like: jnp.asarray(x, like.dtype), reference(params0, ts), params0
+    )
+
+
 def measure_drift(
     loss: Callable,
     params0: PyTree,
@@ -93,12 +173,13 @@ def measure_drift(
     n_steps: int,
     args: tuple = (),
     *,
-    method: str | diffrax.ButcherTableau = "gd",
-    reference: str = "flow",
+    method: str | diffrax.ButcherTableau | diffrax.AbstractSolver = "gd",
+    reference: str | Callable = "flow",
     beta: float | Array = 0.9,
     rtol: float = 1e-10,
     atol: float = 1e-12,
     max_steps: int = 100_000,
+    throw: bool = True,
 ) -> Drift:
     """Run a discrete method and measure its distance from the gradient flow.
 
@@ -110,113 +191,90 @@ def measure_drift(
     - `n_steps`: number of steps, a static int ≥ 1.
     - `args`: extra arguments passed to `loss`.
     - `method`: "gd", "momentum" (heavy ball from rest), "nesterov", a Runge–Kutta
-      name ("euler", "midpoint", "heun", "ralston", "rk4") or a
-      `diffrax.ButcherTableau`.
-    - `reference`: "flow" for the gradient flow, or "modified" for the first-order
-      modified flow θ' = −∇L − (lr/2)H∇L of gradient descent at this lr (GD only).
+      name ("euler", "midpoint", "heun", "ralston", "rk4"), a
+      `diffrax.ButcherTableau` or an explicit diffrax solver (see
+      [`corridors.method_info`][]).
+    - `reference`: "flow" for the gradient flow, "modified" for the first-order
+      modified flow θ' = −∇L − (lr/2)H∇L of gradient descent at this lr (GD and Euler
+      only), or a callable `reference(params0, ts) -> params stacked along ts` (e.g.
+      a landscape's `exact_flow`).
     - `beta`: momentum coefficient in [0, 1) for "momentum" and "nesterov".
     - `rtol`, `atol`, `max_steps`: for the adaptive reference solve.
+    - `throw`: raise on a failure met along the way (a diverged run, a NaN loss, a
+      reference solve hitting `max_steps`). With `throw=False` nothing raises: the
+      failure is `Drift.result`.
 
     **Returns:**
 
     A [`corridors.Drift`][].
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+    loss = lambda p: 0.5 * jnp.sum(p**2)
+    drift = cr.measure_drift(loss, jnp.ones(2), 0.1, 10)
+    print(float(drift.distance[-1]) > 0, drift.result == cr.RESULTS.successful)  # True True
+    ```
     """
     where = "measure_drift"
     params0, lr, args = prepared(where, loss, params0, lr, args)
     n_steps = check_steps(where, "n_steps", n_steps, minimum=1)
-    if reference not in ("flow", "modified"):
-        raise InvalidInputError(
-            f"{where}: `reference` must be 'flow' or 'modified', got {reference!r}."
-        )
-    if isinstance(method, str) and method not in (
-        "gd",
-        *_MOMENTUM_METHODS,
-        *NAMED_METHODS,
-    ):
-        raise InvalidInputError(
-            f"{where}: unknown `method` {method!r}; choose 'gd', 'momentum', 'nesterov', "
-            f"one of {sorted(NAMED_METHODS)} or pass a diffrax.ButcherTableau."
-        )
-    if reference == "modified" and method not in ("gd", "euler"):
-        raise InvalidInputError(
-            f"{where}: reference='modified' is the first-order modified flow of gradient "
-            f"descent; it is not defined here for method={method!r}."
-        )
-    solver = None
+    info = method_info(method, where=where)
+    reference = check_reference(where, reference, info)
     beta_array = None
-    if method in _MOMENTUM_METHODS:
+    if info.momentum:
         beta_array = jnp.asarray(check_beta(where, beta), lr.dtype)
-    elif method != "gd":
-        solver = explicit_solver(method)
     for name, tol in (("rtol", rtol), ("atol", atol)):
         check_positive(where, name, tol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
+    throw = check_throw(where, throw)
     return _measure_drift(
         loss,
         params0,
         lr,
         beta_array,
         args,
-        method=method if isinstance(method, str) else "tableau",
-        solver=solver,
+        reference,
+        info=info,
         n_steps=n_steps,
-        modified=reference == "modified",
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
+        options={"rtol": rtol, "atol": atol, "max_steps": max_steps},
+        throw=throw,
     )
 
 
 @eqx.filter_jit
 def _measure_drift(
-    loss,
-    params0,
-    lr,
-    beta,
-    args,
-    *,
-    method,
-    solver,
-    n_steps,
-    modified,
-    rtol,
-    atol,
-    max_steps,
+    loss, params0, lr, beta, args, reference, *, info, n_steps, options, throw
 ):
-    if method in _MOMENTUM_METHODS:
-        iterates = run_sgd(
-            "measure_drift", loss, params0, lr, n_steps, args,
-            beta=beta, nesterov=method == "nesterov",
-        )  # fmt: skip
-    elif solver is None:
-        iterates = run_sgd("measure_drift", loss, params0, lr, n_steps, args)
-    else:
-        iterates = rk_steps(loss, params0, lr, n_steps, args, solver)
-    ts = matched_times(method, lr, beta, n_steps)
-    field = modified_field(loss, args) if modified else gradient_field(loss, args)
-    reference, path_length = solve(
-        "measure_drift",
-        _with_arclength(field),
-        (params0, jnp.zeros((), lr.dtype)),
-        ts,
-        lr,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        solver=diffrax.Dopri8(),
-        dense=False,
-    ).ys
-    distance = tree_distances(iterates, reference)
+    where = "measure_drift"
+    iterates, ts, path_status = _run_method(
+        where, info, loss, params0, lr, beta, n_steps, args
+    )
+    path, length, reference_status = _reference_path(
+        where, reference, loss, params0, ts, args, lr, options
+    )
+    distance = tree_distances(iterates, path)
     batched_loss = jax.vmap(lambda p: loss(p, *args))
-    return Drift(
+    loss_method, loss_reference = batched_loss(iterates), batched_loss(path)
+    result = first_failure(
+        path_status,
+        failed_if(jnp.isnan(loss_method).any(), RESULTS.nonfinite_loss),
+        reference_status,
+        failed_if(jnp.isnan(loss_reference).any(), RESULTS.nonfinite_loss),
+    )
+    drift = Drift(
         ts=ts,
         distance=distance,
-        relative=safe_ratio(distance, path_length),
-        loss_method=batched_loss(iterates),
-        loss_reference=batched_loss(reference),
+        relative=safe_ratio(distance, length),
+        loss_method=loss_method,
+        loss_reference=loss_reference,
         iterates=iterates,
-        reference=reference,
+        reference=path,
+        result=result,
     )
+    return finish(where, drift, result, throw, solve_hints(options["max_steps"]))
 
 
 class SweepDrift(eqx.Module):
@@ -231,12 +289,15 @@ class SweepDrift(eqx.Module):
     - `n_steps`: steps taken at each lr, floor(horizon / lr), shape `(r,)`.
     - `ts`: flow time reached, n_steps·lr.
     - `distance`: ‖θ_n − φ(n·lr)‖₂ for each lr.
+    - `result`: a [`corridors.RESULTS`][] item: `RESULTS.successful`, or (with
+      `throw=False`) what failed.
     """
 
     lrs: Float[Array, " r"]
     n_steps: Array
     ts: Float[Array, " r"]
     distance: Float[Array, " r"]
+    result: RESULTS = eqx.field(default_factory=lambda: RESULTS.successful)
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.distance, dtype=dtype)
@@ -265,12 +326,14 @@ def sweep_drift(
     atol: float = 1e-12,
     max_steps: int = 100_000,
     batch_size: int | None = None,
+    throw: bool = True,
 ) -> SweepDrift:
     """Drift of gradient descent from the gradient flow at a fixed horizon, per lr.
 
     For each lr, n = floor(horizon / lr) GD steps and the distance ‖θ_n − φ(n·lr)‖.
-    One gradient-flow solve serves every lr (saved at every distinct n·lr), and the GD
-    runs are vmapped over lr, each for its own n steps.
+    One adaptive gradient-flow solve serves every lr: it steps to, and saves at, every
+    time n·lr (no dense interpolation), and the GD runs are vmapped over lr, each for
+    its own n steps.
 
     **Arguments:**
 
@@ -284,6 +347,9 @@ def sweep_drift(
       longest run ends, which suits accelerators. An int runs the learning rates, sorted
       by step count, in vmapped batches of that size one after another, which wastes
       fewer steps on a CPU (4 was fastest in `benchmarks/sweep.py`).
+    - `throw`: raise on a failure met along the way (a diverged run, a NaN loss, the
+      flow solve hitting `max_steps`). With `throw=False` nothing raises: the failure
+      is `SweepDrift.result`.
 
     **Returns:**
 
@@ -304,6 +370,7 @@ def sweep_drift(
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     if batch_size is not None:
         batch_size = check_steps(where, "batch_size", batch_size, minimum=1)
+    throw = check_throw(where, throw)
     dtype = float_dtype(params0)
     # The flow is saved at every time n·lr, sorted, after 0 where it starts. Repeated
     # times stay (diffrax accepts them), so the shapes, and the compilation, depend
@@ -323,6 +390,7 @@ def sweep_drift(
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
+        throw=throw,
     )
 
 
@@ -340,8 +408,11 @@ def _sweep_drift(
     rtol,
     atol,
     max_steps,
+    throw,
 ):
-    check_loss("sweep_drift", loss, params0, args)
+    where = "sweep_drift"
+    check_loss(where, loss, params0, args)
+    start = start_result(loss, params0, args)
     grad = jax.grad(loss)
 
     def final_iterate(lr_and_steps):
@@ -358,11 +429,7 @@ def _sweep_drift(
         batch_size=lrs.shape[0] if batch_size is None else batch_size,
     )
     finals = jax.tree.map(lambda leaf: leaf[jnp.argsort(order)], finals)
-    finals = eqx.error_if(
-        finals, any_nonfinite(finals), DIVERGED.format(where="sweep_drift")
-    )
-    flow = solve(
-        "sweep_drift",
+    solved = solve(
         gradient_field(loss, args),
         params0,
         times,
@@ -372,14 +439,17 @@ def _sweep_drift(
         max_steps=max_steps,
         solver=diffrax.Dopri8(),
         dense=False,
-    ).ys
-    flow = jax.tree.map(lambda leaf: leaf[where_saved], flow)
-    return SweepDrift(
+    )
+    flow = jax.tree.map(lambda leaf: leaf[where_saved], solved.ys)
+    result = first_failure(start, path_result(finals), solved.result)
+    sweep = SweepDrift(
         lrs=lrs,
         n_steps=steps,
         ts=times[where_saved],
         distance=tree_distances(finals, flow),
+        result=result,
     )
+    return finish(where, sweep, result, throw, solve_hints(max_steps))
 
 
 class SGDRegularizers(eqx.Module):

@@ -13,7 +13,7 @@ from jaxtyping import Array, Float, PyTree
 
 from ._checks import (
     InvalidInputError,
-    check_finite,
+    any_nonfinite,
     check_increasing,
     check_loss,
     check_positive,
@@ -23,6 +23,7 @@ from ._checks import (
     traced_floats,
 )
 from ._geometry import gradient_and_hvp, gradient_function
+from ._results import RESULTS, as_result, check_throw, failed_if, finish, first_failure
 
 
 def gradient_field(loss: Callable, args: tuple) -> Callable:
@@ -62,6 +63,8 @@ class Flow(eqx.Module):
       (`jax.flatten_util.ravel_pytree` order), holding the dense interpolant when the
       flow was solved with `dense=True` (else `None`).
     - `unravel`: maps a flat parameter vector back to the pytree of `params0`.
+    - `result`: a [`corridors.RESULTS`][] item, `RESULTS.successful` unless the solve
+      failed (only seen with `throw=False`; the `params` past a failure are Inf).
     """
 
     ts: Float[Array, " times"]
@@ -69,6 +72,7 @@ class Flow(eqx.Module):
     stats: dict
     solution: diffrax.Solution | None
     unravel: Callable[[Array], PyTree] = eqx.field(static=True)
+    result: RESULTS = eqx.field(default_factory=lambda: RESULTS.successful)
 
     def evaluate(self, t: float | Array) -> PyTree:
         """The flow at time(s) `t` in [ts[0], ts[-1]], from the dense interpolant.
@@ -130,16 +134,17 @@ def _controller(solver: diffrax.AbstractSolver, rtol: float, atol: float, ts: Ar
 
 
 class Solved(NamedTuple):
-    """What `solve` returns: the states at `ts`, statistics, and the flat solution."""
+    """What `solve` returns: the states at `ts`, statistics, the flat solution, and
+    the solve's status."""
 
-    ys: PyTree  # like y0, with a leading axis len(ts)
+    ys: PyTree  # like y0, with a leading axis len(ts); Inf past a failure
     stats: dict
     solution: diffrax.Solution  # over the flattened state
     unravel: Callable[[Array], PyTree]  # flat state -> pytree like y0
+    result: RESULTS
 
 
 def solve(
-    where: str,
     field: Callable,
     y0: PyTree,
     ts: Array,
@@ -151,11 +156,13 @@ def solve(
     solver: diffrax.AbstractSolver,
     dense: bool,
 ) -> Solved:
-    """Solve y' = field(t, y, field_args) from ts[0], saving at `ts`; errors if it fails.
+    """Solve y' = field(t, y, field_args) from ts[0], saving at `ts`.
 
-    The state is flattened into one vector for the solve: diffrax's per-step overhead
-    grows with the number of leaves, and the error norm (RMS over all entries) is the
-    same. Shared by `gradient_flow`, `measure_drift` and `sweep_drift`.
+    Never raises on what it meets: the caller ties `Solved.result` to its output with
+    `finish(where, ..., hints=solve_hints(max_steps))`. The state is flattened into one
+    vector for the solve: diffrax's per-step overhead grows with the number of leaves,
+    and the error norm (RMS over all entries) is the same. Shared by `gradient_flow`,
+    `measure_drift` and `sweep_drift`.
     """
     flat0, unravel = ravel_pytree(y0)
 
@@ -175,22 +182,31 @@ def solve(
         max_steps=max_steps,
         throw=False,
     )
-    failed = solution.result != diffrax.RESULTS.successful
-    hit_max = solution.result == diffrax.RESULTS.max_steps_reached
-    ys = eqx.error_if(
-        solution.ys,
-        hit_max,
-        f"{where}: the ODE solver hit max_steps={max_steps} before the last time; "
-        "raise `max_steps`, loosen `rtol`/`atol`, or pass `solver='stiff'` for a sharp "
-        "loss.",
+    return Solved(
+        jax.vmap(unravel)(solution.ys),
+        _stats(solver, solution),
+        solution,
+        unravel,
+        as_result(solution.result),
     )
-    ys = eqx.error_if(
-        ys,
-        failed & ~hit_max,
-        f"{where}: the ODE solver failed (step size collapsed or non-finite values); "
-        "is the loss finite and differentiable along the flow?",
+
+
+def start_result(loss: Callable, params0: PyTree, args: tuple) -> RESULTS:
+    """`nonfinite_loss` if the loss or its gradient is NaN/Inf at `params0`."""
+    value, grad = jax.value_and_grad(loss)(params0, *args)
+    return failed_if(any_nonfinite((value, grad)), RESULTS.nonfinite_loss)
+
+
+def solve_hints(max_steps: int) -> tuple:
+    """What to try when a flow solve fails, appended to the `RESULTS` messages."""
+    return (
+        (
+            RESULTS.max_steps_reached,
+            f"The flow solve hit max_steps={max_steps} before the last time: raise "
+            "`max_steps`, loosen `rtol`/`atol`, or pass `solver='stiff'` for a sharp "
+            "loss (a loss that is NaN along the flow also ends here).",
+        ),
     )
-    return Solved(jax.vmap(unravel)(ys), _stats(solver, solution), solution, unravel)
 
 
 def _stats(solver: diffrax.AbstractSolver, solution: diffrax.Solution) -> dict:
@@ -218,6 +234,7 @@ def gradient_flow(
     solver: diffrax.AbstractSolver | str | None = None,
     modified: float | Array | None = None,
     dense: bool = False,
+    throw: bool = True,
 ) -> Flow:
     """Solve the gradient flow θ'(t) = −∇L(θ(t)), θ(ts[0]) = params0.
 
@@ -242,10 +259,13 @@ def gradient_flow(
       per step.
     - `dense`: also keep a dense interpolant, so `Flow.evaluate(t)` works anywhere in
       [ts[0], ts[-1]].
+    - `throw`: raise on a failure met while solving (a non-finite loss, `max_steps`
+      reached). With `throw=False` nothing raises: the failure is `Flow.result`.
 
     **Returns:**
 
-    A [`corridors.Flow`][] with `.ts`, `.params` (leading axis `len(ts)`), `.stats`.
+    A [`corridors.Flow`][] with `.ts`, `.params` (leading axis `len(ts)`), `.stats`,
+    `.result`.
     """
     where = "gradient_flow"
     params0 = checked_params(where, loss, params0, args)
@@ -255,6 +275,7 @@ def gradient_flow(
         check_positive(where, name, tol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     solver = default_solver(solver)
+    throw = check_throw(where, throw)
     if modified is not None:
         modified = jnp.asarray(check_positive(where, "modified", modified), ts.dtype)
     return _gradient_flow(
@@ -268,23 +289,23 @@ def gradient_flow(
         max_steps=max_steps,
         solver=solver,
         dense=dense,
+        throw=throw,
     )
 
 
 @eqx.filter_jit
 def _gradient_flow(
-    loss, params0, ts, args, modified, *, rtol, atol, max_steps, solver, dense
+    loss, params0, ts, args, modified, *, rtol, atol, max_steps, solver, dense, throw
 ):
-    check_loss("gradient_flow", loss, params0, args)
-    value, grad = jax.value_and_grad(loss)(params0, *args)
-    params0 = check_finite(
-        "gradient_flow", "loss(params0) or its gradient", (value, grad), tie=params0
-    )
+    where = "gradient_flow"
+    check_loss(where, loss, params0, args)
+    start = start_result(loss, params0, args)
+    if throw:  # fail before the solve, which would spin to max_steps on a NaN
+        params0 = finish(where, params0, start, throw)
     field = (
         gradient_field(loss, args) if modified is None else modified_field(loss, args)
     )
     solved = solve(
-        "gradient_flow",
         field,
         params0,
         ts,
@@ -295,10 +316,12 @@ def _gradient_flow(
         solver=solver,
         dense=dense,
     )
+    result = first_failure(start, solved.result)
     return Flow(
         ts=ts,
-        params=solved.ys,
+        params=finish(where, solved.ys, result, throw, solve_hints(max_steps)),
         stats=solved.stats,
         solution=solved.solution if dense else None,
         unravel=solved.unravel,
+        result=result,
     )

@@ -1,15 +1,122 @@
-"""What corridors knows about each discrete method: its clock along a corridor, and the
-convergence order measured from drifts."""
+"""What corridors knows about each discrete method (the method registry): its family,
+its convergence order, its clock along a corridor and whether a modified flow is defined
+for it; and the convergence order measured from drifts."""
 
+import dataclasses
 from typing import Any, NamedTuple
 
+import diffrax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 from ._checks import InvalidInputError, check_beta, check_positive, check_steps
+from ._tableaux import NAMED_METHODS, explicit_solver
 
 MOMENTUM_METHODS = ("momentum", "nesterov")
+METHOD_NAMES = ("gd", *MOMENTUM_METHODS, *NAMED_METHODS)
+"""Every method known by name, in the order the command line lists them."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodInfo:
+    """What corridors knows about a discrete method, from [`corridors.method_info`][].
+
+    **Fields:**
+
+    - `name`: "gd", "momentum", "nesterov", a Runge–Kutta name, or for a user's
+      tableau or solver "tableau" / the solver's class name.
+    - `family`: "gradient" (optax SGD: gd, momentum, nesterov) or "runge_kutta"
+      (a diffrax solver stepping the gradient flow with a constant step).
+    - `global_order`: p such that the drift from the gradient flow at a fixed flow
+      time scales as lrᵖ (for Runge–Kutta methods `solver.order(terms)`); `None`
+      where unknown.
+    - `modified_flow`: whether `reference="modified"` (the first-order modified flow
+      θ' = −∇L − (lr/2)H∇L of gradient descent) is defined for this method.
+    - `solver`: the diffrax solver (Runge–Kutta methods), else `None`.
+    """
+
+    name: str
+    family: str
+    global_order: int | None
+    modified_flow: bool
+    solver: diffrax.AbstractSolver | None = None
+
+    @property
+    def local_order(self) -> int | None:
+        """The order of the one-step drift: `global_order + 1`."""
+        return None if self.global_order is None else self.global_order + 1
+
+    @property
+    def momentum(self) -> bool:
+        """Heavy ball or Nesterov: its clock depends on `beta`."""
+        return self.name in MOMENTUM_METHODS
+
+    def drift_order(
+        self, reference: str = "flow", *, local: bool = False
+    ) -> int | None:
+        """The drift order the theory predicts against `reference` ("flow" or
+        "modified"), at a fixed horizon or, with `local=True`, after one step."""
+        if reference == "modified":
+            order = 2 if self.modified_flow else None
+        else:
+            order = self.global_order
+        return None if order is None else order + int(local)
+
+    def matched_times(
+        self, lr: float | Array, n_steps: int, *, beta: float | Array = 0.9
+    ) -> Float[Array, " n_plus_1"]:
+        """[`corridors.matched_times`][] for this method."""
+        return matched_times(self.name, lr, n_steps, beta=beta)
+
+
+def method_info(method: Any, *, where: str = "method_info") -> MethodInfo:
+    """What corridors knows about `method`: family, order, clock, modified-flow support.
+
+    **Arguments:**
+
+    - `method`: "gd", "momentum", "nesterov", a Runge–Kutta name ("euler",
+      "midpoint", "heun", "ralston", "rk4"), an explicit `diffrax.ButcherTableau` or an
+      explicit diffrax Runge–Kutta solver.
+    - `where`: the name of the function the user called, for error messages.
+
+    **Returns:**
+
+    A [`corridors.MethodInfo`][].
+
+    **Example:**
+
+    ```python
+    import corridors as cr
+    print(cr.method_info("rk4").global_order, cr.method_info("gd").local_order)  # 4 2
+    ```
+    """
+    if isinstance(method, str) and method in ("gd", *MOMENTUM_METHODS):
+        return MethodInfo(method, "gradient", 1, method == "gd")
+    if isinstance(method, str) and method not in NAMED_METHODS:
+        raise InvalidInputError(
+            f"{where}: unknown `method` {method!r}; choose one of {list(METHOD_NAMES)}, "
+            "or pass a diffrax.ButcherTableau or an explicit diffrax solver."
+        )
+    if not isinstance(method, (str, diffrax.ButcherTableau, diffrax.AbstractSolver)):
+        raise InvalidInputError(
+            f"{where}: `method` must be one of {list(METHOD_NAMES)}, a "
+            f"diffrax.ButcherTableau or an explicit diffrax solver, got "
+            f"{type(method).__name__}."
+        )
+    solver = explicit_solver(where, method, "method")
+    if isinstance(method, str):
+        name = method
+    elif isinstance(method, diffrax.ButcherTableau):
+        name = "tableau"
+    else:
+        name = type(method).__name__
+    # Euler is gradient descent: its modified flow is the first-order one.
+    euler = isinstance(solver, diffrax.Euler)
+    return MethodInfo(name, "runge_kutta", solver.order(_TERMS), euler, solver)
+
+
+_TERMS = diffrax.ODETerm(lambda t, y, args: -y)
 
 
 def matched_times(
@@ -44,10 +151,17 @@ def matched_times(
     where = "matched_times"
     n_steps = check_steps(where, "n_steps", n_steps)
     lr = check_positive(where, "lr", jnp.asarray(lr, jnp.result_type(float)))
-    k = jnp.arange(1, n_steps + 1, dtype=lr.dtype)
-    if isinstance(method, str) and method in MOMENTUM_METHODS:
+    momentum = isinstance(method, str) and method in MOMENTUM_METHODS
+    if momentum:
         beta = check_beta(where, jnp.asarray(beta, lr.dtype))
-        power = k if method == "momentum" else k + 1
+    return clock(method if momentum else "gd", lr, n_steps, beta)
+
+
+def clock(name: str, lr: Array, n_steps: int, beta: Array | None) -> Array:
+    """`matched_times` without the checks (inside kernels whose inputs are checked)."""
+    k = jnp.arange(1, n_steps + 1, dtype=lr.dtype)
+    if name in MOMENTUM_METHODS:
+        power = k if name == "momentum" else k + 1
         speeds = (1 - beta**power) / (1 - beta)
     else:
         speeds = jnp.ones_like(k)

@@ -7,6 +7,7 @@ error naming the function the user called; with `throw=False` nothing raises and
 item is returned as `.result`, so a training loop can record it and carry on.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 import diffrax
@@ -34,10 +35,14 @@ class RESULTS(diffrax.RESULTS):  # type: ignore[misc]
         "budget or loosen `tol`."
     )
     diverged = (
-        "The iterates diverged (a value overflowed to Inf or NaN along the path); "
-        "lower the learning rate."
+        "The iterates became NaN or Inf along the path (they overflowed, or a step "
+        "was not finite)."
     )
-    nonfinite_loss = "The loss or its gradient became NaN or Inf along the path."
+    nonfinite_reference = "The reference path became NaN or Inf."
+    nonfinite_loss = (
+        "The loss or its gradient became NaN or Inf along the path, at finite "
+        "parameters (is the loss defined there?)."
+    )
 
 
 def as_result(result: Any) -> RESULTS:
@@ -55,13 +60,19 @@ def first_failure(*results: RESULTS) -> RESULTS:
     return out
 
 
-def raise_on_failure(where: str, value: Any, result: RESULTS) -> Any:
+Hints = Sequence[tuple[RESULTS, str]]
+
+
+def raise_on_failure(where: str, value: Any, result: RESULTS, hints: Hints = ()) -> Any:
     """Tie to `value` an error, naming `where`, that fires if `result` is a failure.
 
     Under `jit` the error fires when the compiled code runs (`equinox.error_if`);
-    eagerly, at once. Returns `value`.
+    eagerly, at once. `hints` are `(item, text)` pairs: `text` (static, e.g. the
+    option that ran out) is appended to that item's message. Returns `value`.
     """
     messages = [f"{where}: {message}" for message in RESULTS._index_to_message]
+    for item, text in hints:
+        messages[item._value] += f" {text}"
     return eqx.branched_error_if(
         value,
         result != RESULTS.successful,
@@ -70,10 +81,24 @@ def raise_on_failure(where: str, value: Any, result: RESULTS) -> Any:
     )
 
 
-def finish(where: str, value: Any, result: RESULTS, throw: bool) -> Any:
-    """`value` with the error tied on when `throw`, untouched otherwise."""
+def check_throw(where: str, throw: Any) -> bool:
+    """Refuse a `throw` that is not a Python bool (it selects the compiled code)."""
     if not isinstance(throw, bool):
         from ._checks import InvalidInputError
 
         raise InvalidInputError(f"{where}: `throw` must be a bool, got {throw!r}.")
-    return raise_on_failure(where, value, result) if throw else value
+    return throw
+
+
+def finish(
+    where: str, value: Any, result: RESULTS, throw: bool, hints: Hints = ()
+) -> Any:
+    """`value` with the error tied on when `throw`, untouched otherwise."""
+    if check_throw(where, throw):
+        return raise_on_failure(where, value, result, hints)
+    return value
+
+
+def failed_if(flag: Any, item: RESULTS) -> RESULTS:
+    """`item` where the boolean `flag` is true, else `RESULTS.successful`."""
+    return RESULTS.where(flag, item, RESULTS.successful)

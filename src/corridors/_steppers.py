@@ -16,6 +16,7 @@ import optax
 from jaxtyping import Array, PyTree
 
 from ._checks import (
+    any_nan,
     any_nonfinite,
     check_beta,
     check_leading_axis,
@@ -27,12 +28,8 @@ from ._checks import (
     traced_floats,
 )
 from ._flows import gradient_field
+from ._results import RESULTS, failed_if, finish, first_failure
 from ._tableaux import explicit_solver
-
-DIVERGED = (
-    "{where}: the iterates became NaN or Inf; the learning rate is probably too large "
-    "for this loss (or the loss is not finite along the path)."
-)
 
 
 def prepared(where: str, loss: Callable, params0: Any, lr: Any, args: tuple):
@@ -45,13 +42,20 @@ def prepared(where: str, loss: Callable, params0: Any, lr: Any, args: tuple):
     return params0, jnp.asarray(lr, float_dtype(params0)), traced_floats(args)
 
 
-def stacked(where: str, params0: PyTree, steps: PyTree) -> PyTree:
-    """Prepend θ_0 to the scanned iterates, refusing NaN/Inf (a diverged run)."""
-    iterates = jax.tree.map(lambda p, s: jnp.concatenate([p[None], s]), params0, steps)
-    return eqx.error_if(iterates, any_nonfinite(iterates), DIVERGED.format(where=where))
+def stacked(params0: PyTree, steps: PyTree) -> PyTree:
+    """Prepend θ_0 to the scanned iterates."""
+    return jax.tree.map(lambda p, s: jnp.concatenate([p[None], s]), params0, steps)
 
 
-@eqx.filter_jit
+def path_result(iterates: PyTree, nan_loss: Any = False) -> RESULTS:
+    """The status of a discrete path: `nonfinite_loss` if the loss or its gradient was
+    NaN at a finite iterate (`nan_loss`), else `diverged` if an iterate is NaN/Inf."""
+    return first_failure(
+        failed_if(nan_loss, RESULTS.nonfinite_loss),
+        failed_if(any_nonfinite(iterates), RESULTS.diverged),
+    )
+
+
 def run_sgd(
     where: str,
     loss: Callable,
@@ -63,27 +67,42 @@ def run_sgd(
     beta: Array | None = None,
     nesterov: bool = False,
     batches: tuple | None = None,
-) -> PyTree:
+) -> tuple[PyTree, RESULTS]:
     """`optax.sgd` on ∇loss; step k calls `loss(θ, *batches[k], *args)`.
 
-    Without `batches` it runs `n_steps` full-batch steps. The optimizer is built inside
-    the jitted function so that `lr` and `beta` stay traced: new values do not recompile.
+    Without `batches` it runs `n_steps` full-batch steps. Call it inside a jitted
+    function (so that `lr` and `beta` stay traced: new values do not recompile).
+    Returns the iterates and their `path_result`; it raises nothing.
     """
     first_batch = () if batches is None else jax.tree.map(lambda x: x[0], batches)
     check_loss(where, loss, params0, (*first_batch, *args))
     optimizer = optax.sgd(lr, momentum=beta, nesterov=nesterov)
-    grad = jax.grad(loss)
+    value_and_grad = jax.value_and_grad(loss)
 
     def step(carry, batch):
-        params, state = carry
+        params, state, nan_loss = carry
         batch = () if batch is None else batch
-        updates, state = optimizer.update(grad(params, *batch, *args), state, params)
+        value, grad = value_and_grad(params, *batch, *args)
+        # A NaN loss or gradient at a finite point (outside the loss's domain), told
+        # apart from iterates that overflow.
+        nan_here = jnp.isnan(value) | any_nan(grad)
+        nan_loss = nan_loss | (nan_here & ~any_nonfinite(params))
+        updates, state = optimizer.update(grad, state, params)
         params = optax.apply_updates(params, updates)
-        return (params, state), params
+        return (params, state, nan_loss), params
 
     length = n_steps if batches is None else None
-    _, steps = jax.lax.scan(step, (params0, optimizer.init(params0)), batches, length)
-    return stacked(where, params0, steps)
+    init = (params0, optimizer.init(params0), jnp.zeros((), bool))
+    (_, _, nan_loss), steps = jax.lax.scan(step, init, batches, length)
+    iterates = stacked(params0, steps)
+    return iterates, path_result(iterates, nan_loss)
+
+
+@eqx.filter_jit
+def _checked_sgd(where, loss, params0, lr, n_steps, args, **options):
+    return finish(
+        where, *run_sgd(where, loss, params0, lr, n_steps, args, **options), True
+    )
 
 
 def gd(
@@ -105,7 +124,7 @@ def gd(
     """
     params0, lr, args = prepared("gd", loss, params0, lr, args)
     n_steps = check_steps("gd", "n_steps", n_steps)
-    return run_sgd("gd", loss, params0, lr, n_steps, args)
+    return _checked_sgd("gd", loss, params0, lr, n_steps, args)
 
 
 def momentum(
@@ -142,7 +161,7 @@ def momentum(
     params0, lr, args = prepared("momentum", loss, params0, lr, args)
     beta = jnp.asarray(check_beta("momentum", beta), lr.dtype)
     n_steps = check_steps("momentum", "n_steps", n_steps)
-    return run_sgd(
+    return _checked_sgd(
         "momentum", loss, params0, lr, n_steps, args, beta=beta, nesterov=bool(nesterov)
     )
 
@@ -171,7 +190,7 @@ def sgd(
     """
     batches = batch_tuple("sgd", batches)
     params0, lr, args = prepared("sgd", loss, params0, lr, args)
-    return run_sgd("sgd", loss, params0, lr, 0, args, batches=batches)
+    return _checked_sgd("sgd", loss, params0, lr, 0, args, batches=batches)
 
 
 def batch_tuple(where: str, batches: Any) -> tuple:
@@ -210,16 +229,17 @@ def runge_kutta(
 
     The iterates θ_0, …, θ_n (leading axis `n_steps + 1`).
     """
-    solver = explicit_solver(tableau)
-    params0, lr, args = prepared("runge_kutta", loss, params0, lr, args)
-    n_steps = check_steps("runge_kutta", "n_steps", n_steps)
-    return rk_steps(loss, params0, lr, n_steps, args, solver)
+    where = "runge_kutta"
+    solver = explicit_solver(where, tableau)
+    params0, lr, args = prepared(where, loss, params0, lr, args)
+    n_steps = check_steps(where, "n_steps", n_steps)
+    return _checked_rk(where, loss, params0, lr, n_steps, args, solver)
 
 
-@eqx.filter_jit
-def rk_steps(loss, params0, lr, n_steps, args, solver):
-    """The jitted Runge–Kutta loop behind `runge_kutta` (inputs already checked)."""
-    check_loss("runge_kutta", loss, params0, args)
+def rk_steps(where, loss, params0, lr, n_steps, args, solver):
+    """The Runge–Kutta loop behind `runge_kutta` (inputs already checked; call it
+    inside a jitted function). Returns the iterates and their `path_result`."""
+    check_loss(where, loss, params0, args)
     term = diffrax.ODETerm(gradient_field(loss, args))
     zero = jnp.zeros((), lr.dtype)
 
@@ -233,4 +253,12 @@ def rk_steps(loss, params0, lr, n_steps, args, solver):
 
     state = solver.init(term, zero, lr, params0, None)
     _, steps = jax.lax.scan(step, (params0, state), jnp.arange(n_steps, dtype=lr.dtype))
-    return stacked("runge_kutta", params0, steps)
+    iterates = stacked(params0, steps)
+    return iterates, path_result(iterates)
+
+
+@eqx.filter_jit
+def _checked_rk(where, loss, params0, lr, n_steps, args, solver):
+    return finish(
+        where, *rk_steps(where, loss, params0, lr, n_steps, args, solver), True
+    )

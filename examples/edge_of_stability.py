@@ -182,10 +182,14 @@ def central_part(out, x, y, params, name, lr=0.6):
     ax_loss.set_ylabel("training loss (MSE)")
     ax_loss.set_title(f"GD at lr = {lr:g} on {name}: central flow vs gradient flow")
     ax_sharp.plot(steps, gd_sharpness, "o-", ms=3, color="0.4", label="GD")
-    ax_sharp.plot(steps, central.sharpness, "o-", ms=3, color="C3", label="central flow")
+    ax_sharp.plot(
+        steps, central.sharpness, "o-", ms=3, color="C3", label="central flow"
+    )
     ax_sharp.axhline(2 / lr, color="k", ls="--", lw=1, label="2/lr")
     ax_sharp.set_ylabel("sharpness λ_max(H)")
-    ax_dist.plot(steps, to_central, "o-", ms=3, color="C3", label="‖θ_k − central flow‖")
+    ax_dist.plot(
+        steps, to_central, "o-", ms=3, color="C3", label="‖θ_k − central flow‖"
+    )
     ax_dist.plot(steps, to_flow, "o-", ms=3, color="C0", label="‖θ_k − gradient flow‖")
     ax_dist.set_ylabel("distance in parameter space")
     ax_dist.set_xlabel("GD step k (flow time k·lr)")
@@ -201,7 +205,9 @@ def central_part(out, x, y, params, name, lr=0.6):
              central_sharpness=np.asarray(central.sharpness),
              gd_sharpness=np.asarray(gd_sharpness), to_central=to_central,
              to_flow=to_flow)  # fmt: skip
-    print(f"central flow: max sharpness / (2/lr) = {central.sharpness.max() * lr / 2:.5f}")
+    print(
+        f"central flow: max sharpness / (2/lr) = {central.sharpness.max() * lr / 2:.5f}"
+    )
     print(f"final distance of GD to the central flow {to_central[-1]:.4f}, to the "
           f"gradient flow {to_flow[-1]:.4f} (ratio {to_flow[-1] / to_central[-1]:.2f})")  # fmt: skip
     print(f"figure in {out}/central_flow.png")

@@ -14,7 +14,6 @@ from jaxtyping import Array, Float, PyTree
 
 from ._checks import (
     InvalidInputError,
-    check_finite,
     check_increasing,
     check_loss,
     check_positive,
@@ -23,8 +22,9 @@ from ._checks import (
     float_dtype,
     traced_floats,
 )
-from ._flows import default_solver, solve
+from ._flows import default_solver, solve, solve_hints, start_result
 from ._references import top_eigenpairs
+from ._results import RESULTS, check_throw, finish, first_failure
 
 
 def svec_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +144,8 @@ class CentralFlow(eqx.Module):
     - `predicted_loss`: GD's predicted time-averaged loss L(θ̄) + ½⟨Σ, H⟩, which is
       L(θ̄) + tr(Σ)/lr where the eigenvalues sit at 2/lr.
     - `stats`: solver statistics, as for [`corridors.Flow`][].
+    - `result`: a [`corridors.RESULTS`][] item (not successful only with
+      `throw=False`).
     """
 
     ts: Float[Array, " times"]
@@ -154,6 +156,7 @@ class CentralFlow(eqx.Module):
     loss: Float[Array, " times"]
     predicted_loss: Float[Array, " times"]
     stats: dict
+    result: RESULTS
 
 
 def central_flow(
@@ -169,6 +172,7 @@ def central_flow(
     atol: float = 1e-8,
     max_steps: int = 100_000,
     solver: diffrax.AbstractSolver | str | None = None,
+    throw: bool = True,
 ) -> CentralFlow:
     """Solve the central flow of gradient descent (Cohen, Damian, Talwalkar, Kolter & Lee,
     "Understanding Optimization in Deep Learning with Central Flows", ICLR 2025).
@@ -221,6 +225,9 @@ def central_flow(
     - `rtol`, `atol`, `max_steps`: of the adaptive step-size controller.
     - `solver`: a diffrax solver (default `Tsit5`: the field is only piecewise smooth
       where Σ switches on, so a high-order method gains nothing).
+    - `throw`: raise on a failure met while solving (a non-finite loss, `max_steps`
+      reached, an SDCP the solver could not solve: its NaN ends the solve). With
+      `throw=False` nothing raises: the failure is `.result`.
 
     **Returns:**
 
@@ -250,63 +257,68 @@ def central_flow(
         check_positive(where, name, tol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     solver = diffrax.Tsit5() if solver is None else default_solver(solver)
+    throw = check_throw(where, throw)
     return _central_flow(
         loss, params0, ts, lr, args, jnp.asarray(relaxation, ts.dtype),
-        k=k, rtol=rtol, atol=atol, max_steps=max_steps, solver=solver,
+        k=k, rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, throw=throw,
     )  # fmt: skip
 
 
-def _central_solve(where, loss, params0, ts, lr, args, relaxation, *, k, rtol, atol,
-                   max_steps, solver):  # fmt: skip
+def _flat_gradient(loss, params0, args):
     flat0, unravel = ravel_pytree(params0)
 
     def grad_flat(x):
         return ravel_pytree(jax.grad(loss)(unravel(x), *args))[0]
 
-    tau = relaxation * lr
-    field = lambda t, x, lr: edge_terms(grad_flat, x, lr, k=k, tau=tau)[0]  # noqa: E731
-    solved = solve(
-        where, field, flat0, ts, lr,
-        rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=False,
-    )  # fmt: skip
-    return solved, grad_flat, tau, unravel
+    return flat0, unravel, grad_flat
+
+
+def central_field(grad_flat: Callable, *, k: int, relaxation: Array) -> Callable:
+    """The central flow's field (t, flat θ, lr) ↦ θ'."""
+    return lambda t, x, lr: edge_terms(grad_flat, x, lr, k=k, tau=relaxation * lr)[0]
 
 
 @eqx.filter_jit
 def _central_flow(loss, params0, ts, lr, args, relaxation, *, k, rtol, atol,
-                  max_steps, solver):  # fmt: skip
+                  max_steps, solver, throw):  # fmt: skip
     where = "central_flow"
     check_loss(where, loss, params0, args)
-    params0 = check_finite(
-        where, "the gradient at params0", jax.grad(loss)(params0, *args), tie=params0
-    )
-    solved, grad_flat, tau, unravel = _central_solve(
-        where, loss, params0, ts, lr, args, relaxation,
-        k=k, rtol=rtol, atol=atol, max_steps=max_steps, solver=solver,
+    start = start_result(loss, params0, args)
+    if throw:
+        params0 = finish(where, params0, start, throw)
+    flat0, unravel, grad_flat = _flat_gradient(loss, params0, args)
+    solved = solve(
+        central_field(grad_flat, k=k, relaxation=relaxation), flat0, ts, lr,
+        rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=False,
     )  # fmt: skip
+    result = first_failure(start, solved.result)
+    states = finish(where, solved.ys, result, throw, solve_hints(max_steps))
 
     def along(x):
-        _, values, sigma = edge_terms(grad_flat, x, lr, k=k, tau=tau)
+        _, values, sigma = edge_terms(grad_flat, x, lr, k=k, tau=relaxation * lr)
         value = loss(unravel(x), *args)
         return values, sigma, value, value + 0.5 * jnp.sum(jnp.diag(sigma) * values)
 
-    values, sigma, losses, predicted = jax.lax.map(along, solved.ys)
+    # Past a failure (throw=False) the states are Inf: measure nothing there.
+    safe = jnp.where(jnp.isfinite(states), states, flat0)
+    values, sigma, losses, predicted = jax.lax.map(along, safe)
     return CentralFlow(
         ts=ts,
-        params=jax.vmap(unravel)(solved.ys),
+        params=jax.vmap(unravel)(states),
         sigma=sigma,
         eigenvalues=values,
         sharpness=values[:, 0],
         loss=losses,
         predicted_loss=predicted,
         stats=solved.stats,
+        result=result,
     )
 
 
-def central_path(where, loss, params0, ts, lr, args, *, rtol, atol, max_steps):
-    """The central flow's params at `ts` (k = 2, τ = h/2), for the reference dispatch."""
-    solved, _, _, unravel = _central_solve(
-        where, loss, params0, ts, lr, args, jnp.asarray(0.5, ts.dtype),
-        k=2, rtol=rtol, atol=atol, max_steps=max_steps, solver=diffrax.Tsit5(),
-    )  # fmt: skip
-    return jax.vmap(unravel)(solved.ys)
+def central_system(loss: Callable, params0: PyTree, args: tuple):
+    """The central flow (k = 2, τ = lr/2) as a reference system (see
+    `_references.reference_system`)."""
+    flat0, unravel, grad_flat = _flat_gradient(loss, params0, args)
+    field = central_field(grad_flat, k=2, relaxation=jnp.asarray(0.5, flat0.dtype))
+    identity = lambda tree: tree  # noqa: E731
+    return field, flat0, unravel, identity, diffrax.Tsit5()

@@ -19,7 +19,6 @@ from jaxtyping import Array, Float, PyTree
 
 from ._checks import (
     InvalidInputError,
-    check_finite,
     check_increasing,
     check_loss,
     check_positive,
@@ -28,8 +27,16 @@ from ._checks import (
     float_dtype,
     traced_floats,
 )
-from ._flows import Flow, default_solver, gradient_field, solve
-from ._geometry import gradient_function
+from ._flows import (
+    Flow,
+    default_solver,
+    gradient_field,
+    solve,
+    solve_hints,
+    start_result,
+)
+from ._geometry import gradient_function, tree_norm
+from ._results import RESULTS, check_throw, finish, first_failure
 
 MODIFIED_ORDERS = (1, 2, 3)
 REFERENCES = ("flow", "modified", "modified2", "modified3", "principal", "central")
@@ -89,13 +96,11 @@ def modified_field_of_order(loss: Callable, args: tuple, order: int) -> Callable
 
 def _check_order(where: str, order: Any) -> int:
     if isinstance(order, bool) or order not in MODIFIED_ORDERS:
-        raise InvalidInputError(
-            f"{where}: `order` must be 1, 2 or 3, got {order!r}."
-        )
+        raise InvalidInputError(f"{where}: `order` must be 1, 2 or 3, got {order!r}.")
     return int(order)
 
 
-def _common(where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver):
+def _common(where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver, throw):
     params0 = checked_params(where, loss, params0, args)
     args = traced_floats(args)
     ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
@@ -104,6 +109,7 @@ def _common(where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver):
         check_positive(where, name, tol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     solver = default_solver(solver)
+    check_throw(where, throw)
     return params0, ts, lr, args, max_steps, solver
 
 
@@ -120,6 +126,7 @@ def modified_flow(
     max_steps: int = 100_000,
     solver: diffrax.AbstractSolver | str | None = None,
     dense: bool = False,
+    throw: bool = True,
 ) -> Flow:
     """Solve gradient descent's modified flow of order 1, 2 or 3 (backward error analysis).
 
@@ -145,12 +152,13 @@ def modified_flow(
     - `lr`: the learning rate h > 0 of the gradient descent being modelled.
     - `args`: extra arguments passed to `loss`.
     - `order`: 1, 2 or 3.
-    - `rtol`, `atol`, `max_steps`, `solver`, `dense`: as in
+    - `rtol`, `atol`, `max_steps`, `solver`, `dense`, `throw`: as in
       [`corridors.gradient_flow`][].
 
     **Returns:**
 
-    A [`corridors.Flow`][] with `.ts`, `.params` (leading axis `len(ts)`), `.stats`.
+    A [`corridors.Flow`][] with `.ts`, `.params` (leading axis `len(ts)`), `.stats`,
+    `.result`.
 
     **Example:**
 
@@ -168,34 +176,36 @@ def modified_flow(
     where = "modified_flow"
     order = _check_order(where, order)
     params0, ts, lr, args, max_steps, solver = _common(
-        where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver
+        where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver, throw
     )
     return _modified_flow(
         loss, params0, ts, lr, args,
         order=order, rtol=rtol, atol=atol, max_steps=max_steps, solver=solver,
-        dense=dense,
+        dense=dense, throw=throw,
     )  # fmt: skip
 
 
 @eqx.filter_jit
 def _modified_flow(
-    loss, params0, ts, lr, args, *, order, rtol, atol, max_steps, solver, dense
+    loss, params0, ts, lr, args, *, order, rtol, atol, max_steps, solver, dense, throw
 ):
     where = "modified_flow"
     check_loss(where, loss, params0, args)
-    params0 = check_finite(
-        where, "the gradient at params0", jax.grad(loss)(params0, *args), tie=params0
-    )
+    start = start_result(loss, params0, args)
+    if throw:  # fail before the solve, which would spin to max_steps on a NaN
+        params0 = finish(where, params0, start, throw)
     solved = solve(
-        where, modified_field_of_order(loss, args, order), params0, ts, lr,
+        modified_field_of_order(loss, args, order), params0, ts, lr,
         rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=dense,
     )  # fmt: skip
+    result = first_failure(start, solved.result)
     return Flow(
         ts=ts,
-        params=solved.ys,
+        params=finish(where, solved.ys, result, throw, solve_hints(max_steps)),
         stats=solved.stats,
         solution=solved.solution if dense else None,
         unravel=solved.unravel,
+        result=result,
     )
 
 
@@ -244,12 +254,15 @@ class PrincipalFlow(eqx.Module):
     - `imag`: the imaginary part (same layout); it is zero as long as h·λ < 1 along the
       path, and vanishes at every t = k·lr on a quadratic.
     - `stats`: solver statistics, as for [`corridors.Flow`][].
+    - `result`: a [`corridors.RESULTS`][] item (not successful only with
+      `throw=False`).
     """
 
     ts: Float[Array, " times"]
     params: PyTree
     imag: PyTree
     stats: dict
+    result: RESULTS
 
 
 def principal_flow(
@@ -265,6 +278,7 @@ def principal_flow(
     atol: float = 1e-12,
     max_steps: int = 100_000,
     solver: diffrax.AbstractSolver | str | None = None,
+    throw: bool = True,
 ) -> PrincipalFlow:
     """Solve the principal flow of gradient descent (Rosca, Wu, Qin & Dherin, TMLR 2023).
 
@@ -305,12 +319,13 @@ def principal_flow(
     - `rank`: `None` for all eigenpairs, or k ≥ 0 top eigenpairs plus the series.
     - `series_order`: the highest power of h kept in the series (1 ≤ p); on a quadratic
       `rank=0` with `series_order=p` equals [`corridors.modified_flow`][] of order p.
-    - `rtol`, `atol`, `max_steps`, `solver`: as in [`corridors.gradient_flow`][].
+    - `rtol`, `atol`, `max_steps`, `solver`, `throw`: as in
+      [`corridors.gradient_flow`][] (a singular field, hλ = 1, ends the solve).
 
     **Returns:**
 
     A [`corridors.PrincipalFlow`][] with `.ts`, `.params` (real part), `.imag`,
-    `.stats`.
+    `.stats`, `.result`.
 
     **Example:**
 
@@ -327,7 +342,7 @@ def principal_flow(
     """
     where = "principal_flow"
     params0, ts, lr, args, max_steps, solver = _common(
-        where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver
+        where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver, throw
     )
     n = sum(leaf.size for leaf in jax.tree.leaves(params0))
     if rank is not None:
@@ -351,7 +366,7 @@ def principal_flow(
     return _principal_flow(
         loss, params0, ts, lr, args,
         rank=rank, series_order=series_order, rtol=rtol, atol=atol,
-        max_steps=max_steps, solver=solver,
+        max_steps=max_steps, solver=solver, throw=throw,
     )  # fmt: skip
 
 
@@ -396,32 +411,28 @@ def principal_field(loss: Callable, args: tuple, unravel: Callable, *, rank, ord
 
 @eqx.filter_jit
 def _principal_flow(
-    loss, params0, ts, lr, args, *, rank, series_order, rtol, atol, max_steps, solver
-):
+    loss, params0, ts, lr, args, *, rank, series_order, rtol, atol, max_steps, solver,
+    throw,
+):  # fmt: skip
     where = "principal_flow"
     check_loss(where, loss, params0, args)
+    start = start_result(loss, params0, args)
+    if throw:
+        params0 = finish(where, params0, start, throw)
     flat0, unravel = ravel_pytree(params0)
-    flat0 = check_finite(
-        where, "the gradient at params0", jax.grad(loss)(params0, *args), tie=flat0
-    )
     solved = solve(
-        where,
         principal_field(loss, args, unravel, rank=rank, order=series_order),
-        (flat0, jnp.zeros_like(flat0)),
-        ts,
-        lr,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        solver=solver,
-        dense=False,
-    )
-    real, imag = solved.ys
+        (flat0, jnp.zeros_like(flat0)), ts, lr,
+        rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=False,
+    )  # fmt: skip
+    result = first_failure(start, solved.result)
+    real, imag = finish(where, solved.ys, result, throw, solve_hints(max_steps))
     return PrincipalFlow(
         ts=ts,
         params=jax.vmap(unravel)(real),
         imag=jax.vmap(unravel)(imag),
         stats=solved.stats,
+        result=result,
     )
 
 
@@ -429,18 +440,32 @@ def _principal_flow(
 # Reference dispatch
 
 
-def check_reference(where: str, reference: Any) -> Any:
-    """Refuse a reference that is neither a known name nor a callable."""
-    if callable(reference) or (isinstance(reference, str) and reference in REFERENCES):
-        return reference
-    raise InvalidInputError(
-        f"{where}: `reference` must be one of {', '.join(map(repr, REFERENCES))} or a "
-        f"callable reference(params0, ts) -> stacked params, got {reference!r}."
-    )
+def reference_system(name: str, loss: Callable, params0: PyTree, args: tuple):
+    """(field, y0, params_of, velocity_of, solver) of a named reference of GD.
+
+    The field is (t, y, lr) ↦ y'; `params_of(y)` is the params pytree of a state and
+    `velocity_of(y')` its velocity (the real part, for the principal flow).
+    """
+    if name == "central":
+        from ._central import central_system
+
+        return central_system(loss, params0, args)
+    identity = lambda tree: tree  # noqa: E731
+    if name == "principal":
+        flat0, unravel = ravel_pytree(params0)
+        field = principal_field(loss, args, unravel, rank=None, order=3)
+        first = lambda pair: pair[0]  # noqa: E731
+        state0 = (flat0, jnp.zeros_like(flat0))
+        return field, state0, lambda y: unravel(y[0]), first, diffrax.Dopri8()
+    if name == "flow":
+        field = gradient_field(loss, args)
+    else:
+        order = 1 if name == "modified" else int(name[-1])
+        field = modified_field_of_order(loss, args, order)
+    return field, params0, identity, identity, diffrax.Dopri8()
 
 
 def reference_path(
-    where: str,
     name: str,
     loss: Callable,
     params0: PyTree,
@@ -451,33 +476,26 @@ def reference_path(
     rtol: float,
     atol: float,
     max_steps: int,
-) -> PyTree:
-    """The named reference flow of GD at step `lr`, at the times `ts` (stacked params).
+) -> tuple[PyTree, Array, RESULTS]:
+    """The named reference flow of GD at step `lr`: (params at `ts`, stacked; its path
+    length ∫‖φ'‖dt at `ts`; the solve's status).
 
     "flow" is the gradient flow, "modified"/"modified2"/"modified3" the modified flows
-    of order 1/2/3, "principal" the principal flow's real part (all eigenpairs; small
-    models), "central" the central flow. Traceable (call it inside a jitted kernel).
+    of order 1/2/3, "principal" the principal flow's real part (all eigenpairs: small
+    models), "central" the central flow (k = 2, τ = lr/2). Traceable: call it inside a
+    jitted kernel, and tie the status on with `finish`.
     """
-    if name == "central":
-        from ._central import central_path  # imported late: it pulls in cvxpy
+    field, state0, params_of, velocity_of, solver = reference_system(
+        name, loss, params0, args
+    )
 
-        return central_path(where, loss, params0, ts, lr, args, rtol=rtol, atol=atol,
-                            max_steps=max_steps)  # fmt: skip
-    if name == "principal":
-        flat0, unravel = ravel_pytree(params0)
-        field = principal_field(loss, args, unravel, rank=None, order=3)
-        real, _ = solve(
-            where, field, (flat0, jnp.zeros_like(flat0)), ts, lr,
-            rtol=rtol, atol=atol, max_steps=max_steps, solver=diffrax.Dopri8(),
-            dense=False,
-        ).ys  # fmt: skip
-        return jax.vmap(unravel)(real)
-    if name == "flow":
-        field = gradient_field(loss, args)
-    else:
-        order = 1 if name == "modified" else int(name[-1])
-        field = modified_field_of_order(loss, args, order)
-    return solve(
-        where, field, params0, ts, lr,
-        rtol=rtol, atol=atol, max_steps=max_steps, solver=diffrax.Dopri8(), dense=False,
-    ).ys  # fmt: skip
+    def augmented(t, state, lr):
+        velocity = field(t, state[0], lr)
+        return velocity, tree_norm(velocity_of(velocity))
+
+    solved = solve(
+        augmented, (state0, jnp.zeros((), ts.dtype)), ts, lr,
+        rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=False,
+    )  # fmt: skip
+    states, length = solved.ys
+    return jax.vmap(params_of)(states), length, solved.result

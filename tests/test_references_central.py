@@ -69,9 +69,9 @@ def test_sdcp_solution_satisfies_complementarity(k):
         alpha = rng.normal(size=(k, k))
         alpha = alpha + alpha.T
         x = solve_sdcp(alpha, jac)
-        b = 0.5 * jac.T @ (jac @ (weights * x[rows, cols]))
+        b = 0.5 * jac @ (jac.T @ (weights * x[rows, cols]))  # svec(B(X))
         bx = np.zeros((k, k))
-        bx[rows, cols] = jac @ b / weights  # B(X) back to a matrix
+        bx[rows, cols] = b / weights  # B(X) back to a matrix
         bx[cols, rows] = bx[rows, cols]
         s = alpha + bx
         scale = 1.0 + np.abs(alpha).max()

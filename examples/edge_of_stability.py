@@ -155,7 +155,7 @@ def window_mean(values, width):
 
 def central_part(out, x, y, params, name, lr=0.6):
     """GD at the edge of stability against the central flow and the gradient flow."""
-    n_steps, width = (40, 20) if SMALL else (300, 20)
+    n_steps, width = (20, 10) if SMALL else (300, 20)
     every = 10  # flow results saved every `every` GD steps
     ts = lr * np.arange(0, n_steps + 1, every, dtype=float)
     iterates = cr.gd(loss, params, lr, n_steps, (x, y))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import corridors as cr
-from corridors._references import principal_coefficients
+from corridors._principal import principal_coefficients
 
 from .problems import mlp_loss, mlp_problem
 

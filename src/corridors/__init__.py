@@ -16,22 +16,23 @@ from ._drift import (
 from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
 from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
+from ._modified import modified_flow
 from ._paths import path_geometry
-from ._references import PrincipalFlow, modified_flow, principal_flow
+from ._principal import PrincipalFlow, principal_flow
 from ._results import RESULTS
 from ._steppers import gd, momentum, runge_kutta, sgd
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CentralFlow",
     "RESULTS",
+    "CentralFlow",
     "Drift",
     "DriftOrder",
     "Flow",
-    "PrincipalFlow",
     "InvalidInputError",
     "MethodInfo",
+    "PrincipalFlow",
     "SGDRegularizers",
     "SweepDrift",
     "central_flow",

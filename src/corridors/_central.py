@@ -23,7 +23,7 @@ from ._checks import (
     traced_floats,
 )
 from ._flows import default_solver, solve, solve_hints, start_result
-from ._references import top_eigenpairs
+from ._principal import top_eigenpairs
 from ._results import RESULTS, check_throw, finish, first_failure
 
 

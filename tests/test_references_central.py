@@ -92,8 +92,14 @@ def test_central_flow_bad_input():
 
 @pytest.mark.slow
 def test_gd_at_the_edge_of_stability_follows_the_central_flow():
-    """Digits, tanh MLP (64, 32, 32, 10), lr = 0.6 (2/lr = 3.33): see the docs page for
-    the measured figures behind the tolerances."""
+    """Digits, tanh MLP (64, 32, 32, 10), 200 samples, lr = 0.6 (2/lr = 3.33), 300 steps.
+
+    GD's sharpness passes 2/lr near step 60 and, after its first catapult (a loss spike
+    near step 150), hovers at 3.4–3.5; the window comparison starts at step 200. The
+    25% band is provisional: it is the size of GD's loss oscillation at the edge, not
+    yet a measured maximum deviation (this test has not been run to the end on a quiet
+    machine).
+    """
     sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "examples"))
     import edge_of_stability as example
 

@@ -31,4 +31,4 @@ def test_runge_kutta_full_jets():
 
 def test_every_statement_has_a_script():
     numbers = sorted(importlib.import_module(name).STATEMENT for name in SCRIPTS)
-    assert numbers == list(range(1, 14))
+    assert numbers == list(range(1, 15))

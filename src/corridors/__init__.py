@@ -2,7 +2,8 @@
 
 import importlib
 
-from . import landscapes, lr, train
+from . import landscapes, lr, testing, train
+from ._central import CentralFlow, central_flow
 from ._checks import InvalidInputError
 from ._drift import (
     Drift,
@@ -16,8 +17,10 @@ from ._flows import Flow, gradient_flow
 from ._geometry import corridor_score, hvp, predicted_step_drift, sharpness
 from ._lanczos import Sharpness
 from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
+from ._modified import modified_flow
 from ._monitor import Monitor, MonitorRecord
 from ._paths import path_geometry
+from ._principal import PrincipalFlow, principal_flow
 from ._results import RESULTS
 from ._sde import Paths, sgd_sde
 from ._sgd_paths import sgd_paths
@@ -36,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RESULTS",
+    "CentralFlow",
     "Drift",
     "DriftOrder",
     "Flow",
@@ -46,12 +50,14 @@ __all__ = [
     "Monitor",
     "MonitorRecord",
     "Paths",
+    "PrincipalFlow",
     "SGDRegularizers",
     "Sharpness",
     "StepDrift",
     "SweepDrift",
     "WeakError",
     "block_sharpness",
+    "central_flow",
     "corridor_score",
     "drift_order",
     "gd",
@@ -64,9 +70,11 @@ __all__ = [
     "matched_times",
     "measure_drift",
     "method_info",
+    "modified_flow",
     "momentum",
     "path_geometry",
     "predicted_step_drift",
+    "principal_flow",
     "runge_kutta",
     "sgd",
     "sgd_paths",

@@ -31,7 +31,7 @@ from ._checks import (
     resolved_tolerances,
     traced_floats,
 )
-from ._flows import gradient_field, modified_field, solve, solve_hints, start_result
+from ._flows import gradient_field, solve, solve_hints, start_result
 from ._geometry import safe_ratio, tree_norm
 from ._methods import MethodInfo, clock, method_info
 from ._optimizers import (
@@ -43,11 +43,12 @@ from ._optimizers import (
     matched,
     run_stepper,
 )
+from ._references import REFERENCES, reference_path
 from ._results import RESULTS, check_throw, failed_if, finish, first_failure
 from ._steppers import batch_tuple, path_result, prepared, rk_steps, run_sgd
 
-FLOW_REFERENCES = ("flow", "modified")
-"""The reference flows `measure_drift` solves itself (diffrax, Dopri8)."""
+FLOW_REFERENCES = REFERENCES  # flow, modified, modified2, modified3, principal, central
+"""The reference flows `measure_drift` solves itself (diffrax; see `_references.py`)."""
 
 
 class Drift(eqx.Module):
@@ -84,16 +85,6 @@ def tree_distances(stacked_a: PyTree, stacked_b: PyTree) -> Array:
     return jax.vmap(lambda a, b: tree_norm(optax.tree.sub(a, b)))(stacked_a, stacked_b)
 
 
-def _with_arclength(field: Callable) -> Callable:
-    """The field on (θ, s) with s' = ‖θ'‖, so s(t) is the path length of the flow."""
-
-    def augmented(t, state, field_args):
-        velocity = field(t, state[0], field_args)
-        return velocity, tree_norm(velocity)
-
-    return augmented
-
-
 def check_reference(where: str, reference: Any, info: MethodInfo) -> Any:
     """Refuse a `reference` that is not a known name or a callable, or one not
     defined for the method."""
@@ -104,10 +95,10 @@ def check_reference(where: str, reference: Any, info: MethodInfo) -> Any:
             f"{where}: `reference` must be one of {list(FLOW_REFERENCES)} or a "
             f"callable reference(params0, ts) -> stacked params, got {reference!r}."
         )
-    if reference == "modified" and not info.modified_flow:
+    if reference != "flow" and not info.modified_flow:
         raise InvalidInputError(
-            f"{where}: reference='modified' is the first-order modified flow of gradient "
-            f"descent; it is not defined here for method={info.name!r}."
+            f"{where}: reference={reference!r} is a flow of gradient descent at this lr; "
+            f"it is not defined here for method={info.name!r}."
         )
     return reference
 
@@ -142,22 +133,7 @@ def _reference_path(where, reference, loss, params0, ts, args, lr, options):
         )
         length = jnp.concatenate([jnp.zeros(1, ts.dtype), jnp.cumsum(chords)])
         return path, length, failed_if(any_nonfinite(path), RESULTS.nonfinite_reference)
-    field = (
-        modified_field(loss, args)
-        if reference == "modified"
-        else gradient_field(loss, args)
-    )
-    solved = solve(
-        _with_arclength(field),
-        (params0, jnp.zeros((), ts.dtype)),
-        ts,
-        lr,
-        **options,
-        solver=diffrax.Dopri8(),
-        dense=False,
-    )
-    path, length = solved.ys
-    return path, length, solved.result
+    return reference_path(reference, loss, params0, ts, lr, args, **options)
 
 
 def _called_reference(where, reference, params0, ts):
@@ -368,6 +344,7 @@ def sweep_drift(
     atol: float = 1e-12,
     max_steps: int = 100_000,
     batch_size: int | None = None,
+    reference: str = "flow",
     throw: bool = True,
 ) -> SweepDrift:
     """Drift of gradient descent from the gradient flow at a fixed horizon, per lr.
@@ -389,6 +366,10 @@ def sweep_drift(
       longest run ends, which suits accelerators. An int runs the learning rates, sorted
       by step count, in vmapped batches of that size one after another, which wastes
       fewer steps on a CPU (4 was fastest in `benchmarks/sweep.py`).
+    - `reference`: "flow" (one shared solve), or a flow of GD at each lr: "modified",
+      "modified2", "modified3", "principal", "central" (as in
+      [`corridors.measure_drift`][]); those depend on lr, so their solves, one per lr
+      to its own n·lr, are vmapped: still one compilation.
     - `throw`: raise on a failure met along the way (a diverged run, a NaN loss, the
       flow solve hitting `max_steps`). With `throw=False` nothing raises: the failure
       is `SweepDrift.result`.
@@ -413,6 +394,11 @@ def sweep_drift(
     if batch_size is not None:
         batch_size = check_steps(where, "batch_size", batch_size, minimum=1)
     throw = check_throw(where, throw)
+    if reference not in FLOW_REFERENCES:
+        raise InvalidInputError(
+            f"{where}: `reference` must be one of {list(FLOW_REFERENCES)}, got "
+            f"{reference!r}."
+        )
     dtype = float_dtype(params0)
     # The flow is saved at every time n·lr, sorted, after 0 where it starts. Repeated
     # times stay (diffrax accepts them), so the shapes, and the compilation, depend
@@ -429,6 +415,7 @@ def sweep_drift(
         jnp.asarray(where_saved[1:]),
         args,
         batch_size=batch_size,
+        reference=reference,
         rtol=rtol,
         atol=atol,
         max_steps=max_steps,
@@ -447,6 +434,7 @@ def _sweep_drift(
     args,
     *,
     batch_size,
+    reference,
     rtol,
     atol,
     max_steps,
@@ -472,19 +460,26 @@ def _sweep_drift(
         batch_size=lrs.shape[0] if batch_size is None else batch_size,
     )
     finals = jax.tree.map(lambda leaf: leaf[jnp.argsort(order)], finals)
-    solved = solve(
-        gradient_field(loss, args),
-        params0,
-        times,
-        None,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        solver=diffrax.Dopri8(),
-        dense=False,
-    )
-    flow = jax.tree.map(lambda leaf: leaf[where_saved], solved.ys)
-    result = first_failure(start, path_result(finals), solved.result)
+    if reference == "flow":
+        solved = solve(
+            gradient_field(loss, args), params0, times, None,
+            rtol=rtol, atol=atol, max_steps=max_steps, solver=diffrax.Dopri8(),
+            dense=False,
+        )  # fmt: skip
+        flow = jax.tree.map(lambda leaf: leaf[where_saved], solved.ys)
+        flow_result = solved.result
+    else:  # a flow of GD at each lr, from 0 to its own n·lr, vmapped over the lrs
+        options = {"rtol": rtol, "atol": atol, "max_steps": max_steps}
+        final = lambda lr, t: reference_path(  # noqa: E731
+            reference, loss, params0, jnp.stack([jnp.zeros_like(t), t]), lr, args,
+            **options,
+        )  # fmt: skip
+        paths, _, results = jax.vmap(final)(lrs, times[where_saved])
+        flow = jax.tree.map(lambda leaf: leaf[:, -1], paths)
+        # One status per lr: keep the first failure's.
+        first = jnp.argmax(results != RESULTS.successful)
+        flow_result = jax.tree.map(lambda value: value[first], results)
+    result = first_failure(start, path_result(finals), flow_result)
     sweep = SweepDrift(
         lrs=lrs,
         n_steps=steps,

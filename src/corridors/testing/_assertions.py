@@ -353,7 +353,7 @@ def assert_drift_order(
         drifts = np.array(drifts, dtype=np.float64)
     kind = "one step (local drift)" if horizon is None else f"to flow time {horizon:g}"
     name = method_info(method, where=where).name
-    flow_name = "gradient flow" if reference == "flow" else "modified flow"
+    flow_name = "gradient flow" if reference == "flow" else f"{reference} reference"
     what = f"{name} vs the {flow_name}, {kind}"
     table = "\n".join(
         f"  lr={h:.4e}  drift={d:.4e}" for h, d in zip(lr_values, drifts, strict=True)

@@ -20,10 +20,12 @@ def write_run(
     measure_every: int = 20,
     sharpness_every: int = 40,
     snapshots: int = 10,
+    sharpness_limit: float | None = None,
 ) -> pathlib.Path:
     """One run folder: losses decaying like 2/(1 + h·step), a corridor score and
     drift that shrink along the run, a sharpness rising towards 2/h, RSI/EB that
-    blow up near the final iterate (as against x* they do)."""
+    blow up near the final iterate (as against x* they do). The sharpness tends to
+    `sharpness_limit` (default 2/h)."""
     rng = np.random.default_rng([seed, int(1000 * (lr or 0))])
     folder.mkdir(parents=True, exist_ok=True)
     description = {
@@ -75,7 +77,8 @@ def write_run(
                 "relative_drift": 2 * 0.5 * h * score * noise(),
             }
             if step % sharpness_every == 0 or step == STEPS:
-                record["sharpness"] = (2 / h) * (1 - 0.8 * np.exp(-step / 50))
+                limit = 2 / h if sharpness_limit is None else sharpness_limit
+                record["sharpness"] = limit * (1 - 0.8 * np.exp(-step / 50))
             lines.append(record)
         if step % 50 == 0 and step:
             lines.append(

@@ -366,16 +366,18 @@ def _figure(panels: Sequence[_Panel], families, logy, *, ncols: int) -> "Figure 
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    drawn = []
-    fig = Figure(layout="constrained")
-    scratch = fig.add_subplot()
-    for panel in panels:  # draw into scratch axes first to learn which have data
-        scratch.cla()
-        if _draw(scratch, panel, families, logy, []):
-            drawn.append(panel)
-    fig.delaxes(scratch)
+    drawn = [
+        panel
+        for panel in panels
+        if any(
+            len(family.series(curve.kind, curve.value)[0])
+            for family in families
+            for curve in panel.curves
+        )
+    ]
     if not drawn:
         return None
+    fig = Figure(layout="constrained")
     ncols = min(ncols, len(drawn))
     nrows = math.ceil(len(drawn) / ncols)
     fig.set_size_inches(4.6 * ncols + 2.6, 3.3 * nrows + 0.5)

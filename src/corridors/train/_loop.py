@@ -63,7 +63,8 @@ def run(
 
     Each run writes `metrics.jsonl`, `run.json`, `checkpoints/` and `snapshots/`
     into `config.out/<run name>/` (see `TrainConfig.run_name`); `config.out` gets the
-    resolved `config.toml` and, at the end, `report.md` with `figures/`. One compiled step serves all runs.
+    resolved `config.toml` and, at the end, `report.md` with `figures/`. One
+    compiled step serves all runs.
 
     **Arguments:**
 

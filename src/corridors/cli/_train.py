@@ -72,7 +72,7 @@ def run(options: argparse.Namespace) -> int:
         terminal.warning(f"{corrupt} unreadable image(s) were skipped.")
     terminal.message(
         f"Report: {config.out}/report.md (figures in {config.out}/figures; "
-        f"other formats and layouts: corridors plot {config.out} --help)"
+        f"redraw as PDF, SVG or panels: corridors plot {config.out} --format pdf)"
     )
     terminal.emit_json({"runs": rows})
     return 0

@@ -6,7 +6,8 @@ import math
 import pathlib
 
 from ._metrics import read_metrics
-from ._run_plots import _run_dirs, caption, load_families, plot_runs
+from ._run_panels import _run_dirs, caption, load_families
+from ._run_plots import plot_runs
 
 COLUMNS = (
     "run", "final loss", "best loss", "final acc.", "best acc.", "mean corridor score",

@@ -63,10 +63,10 @@ def test_one_line_per_family_and_curve(figures):
         for figure in figures.values()
         for label, axes in panels(figure).items()
     }
-    # 3 families; loss: minibatch mean + measurement batch; drift: measured +
+    # 3 families; loss and h: training batches + measurement batch; drift: measured +
     # predicted; sharpness: measured + the 2/h line (each inside the data range).
     assert lines == {
-        "loss": 6, "lr": 3, "accuracy": 3, "corridor_score": 3, "drift": 6,
+        "loss": 6, "lr": 6, "accuracy": 3, "corridor_score": 3, "drift": 6,
         "relative_drift": 6, "sharpness": 6, "rsi": 3, "eb": 3,
     }  # fmt: skip
     loss = panels(figures["loss"])["loss"]

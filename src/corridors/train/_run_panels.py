@@ -63,8 +63,8 @@ class _Curve:
 
 
 _STYLES = {
-    "mean": ("-", "loss: minibatch running mean"),
-    "measure": ("--", "loss: fixed measurement batch"),
+    "mean": ("-", "training batches (loss: running mean; h: last update)"),
+    "measure": ("--", "fixed measurement batch"),
     "measured": ("-", "measured"),
     "predicted": ("--", "predicted (h²/2)‖H∇L‖"),
     "stability": (":", "stability line 2/h"),
@@ -97,7 +97,10 @@ _PANELS = {
             "lr",
             "step size h used (the CLR value for CLR)",
             "h (flow time per step)",
-            (_Curve("train", _field("lr"), "measured"),),
+            (
+                _Curve("train", _field("lr"), "mean"),
+                _Curve("measure", _field("lr"), "measure"),
+            ),
         ),
     ),
     "accuracy": (

@@ -54,3 +54,19 @@ def test_a_broken_report_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "demo.json").write_text('{"kind": "corridors.drift"}')
     assert main(["plot", str(tmp_path)]) == 2
     assert "not a corridors.demo" in assert_one_line_error(capsys.readouterr().err)
+
+
+def test_plot_options_format_metrics_layout_and_scale(tmp_path, capsys):
+    from .run_fixtures import write_sweep
+
+    root = write_sweep(tmp_path / "runs", lrs=(0.3,), seeds=(0,))
+    out = tmp_path / "figures"
+    argv = ["plot", str(root), "--out", str(out), "--json", "--format", "svg",
+            "--layout", "panels", "--metrics", "loss", "drift", "--linear"]  # fmt: skip
+    assert main(argv) == 0
+    figures = json.loads(capsys.readouterr().out)["figures"]
+    assert [path.split("/")[-1] for path in figures] == ["training.svg"]
+    text = (out / "training.svg").read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    assert main(["plot", str(root), "--logy", "--linear"]) == 2  # exclusive
+    capsys.readouterr()

@@ -5,7 +5,9 @@ from the numbers they hold, without recomputing anything.
   its figures are redrawn, in place unless --out is given;
 - training runs (folders holding run.json and metrics.jsonl, or a folder of such
   folders): the paper-style figures of `corridors.train.plot_runs` (seeds averaged
-  with a ±1 std band) go into --out (default corridors-plots/).
+  with a ±1 std band) go into --out (default corridors-plots/), as --format
+  png|pdf|svg, for the --metrics asked, one file each or --layout panels (one file),
+  with log/linear y-axes chosen from the data unless --logy or --linear.
 """
 
 import argparse
@@ -20,7 +22,9 @@ examples:
   corridors plot corridors-demo                  # redraw the demo's PNGs in place
   corridors plot corridors-drift --out figures   # into another folder
   corridors plot runs/train/clr-seed0 runs/train/sgd-lr0.1 --out compare
-  corridors plot runs/train                      # every run found below it"""
+  corridors plot runs/train                      # every run found below it
+  corridors plot runs/train --format pdf --layout panels   # one PDF, a panel each
+  corridors plot runs/train --metrics loss drift --linear"""
 
 TRAINING_OUT = "corridors-plots"
 
@@ -42,6 +46,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=existing_folder,
         metavar="RUN_DIR",
         help="report folders (demo.json, drift.json) or training runs (run.json)",
+    )
+    from corridors.train._run_plots import FORMATS, LAYOUTS, METRICS
+
+    training = parser.add_argument_group("training runs")
+    training.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="png",
+        help="file format of the figures (default png)",
+    )
+    training.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=METRICS,
+        default=None,
+        metavar="NAME",
+        help=f"quantities to draw (default all: {', '.join(METRICS)})",
+    )
+    training.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="separate",
+        help="separate: one file per quantity; panels: one file, a panel each",
+    )
+    scale = training.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--logy",
+        dest="logy",
+        action="store_const",
+        const=True,
+        default=None,
+        help="log y-axes on every panel",
+    )
+    scale.add_argument(
+        "--linear",
+        dest="logy",
+        action="store_const",
+        const=False,
+        help="linear y-axes (default: chosen from the data's range)",
     )
     add_common_flags(
         parser,
@@ -104,7 +147,14 @@ def run(options: argparse.Namespace) -> int:
         if training:
             stage(f"plotting {len(training)} training run(s)")
             out = options.out or pathlib.Path(TRAINING_OUT)
-            written += plot_runs(training, out)
+            written += plot_runs(
+                training,
+                out,
+                format=options.format,
+                metrics=options.metrics,
+                layout=options.layout,
+                logy=options.logy,
+            )
     if not written:
         raise UsageError("the training runs hold no metrics to plot.")
     terminal.table("figures written", ["file"], [[str(path)] for path in written])

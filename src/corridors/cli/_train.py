@@ -70,6 +70,9 @@ def run(options: argparse.Namespace) -> int:
     corrupt = sum(row["corrupt_images"] for row in rows)
     if corrupt:
         terminal.warning(f"{corrupt} unreadable image(s) were skipped.")
-    terminal.message(f"Figures: corridors plot {config.out}")
+    terminal.message(
+        f"Report: {config.out}/report.md (figures in {config.out}/figures; "
+        f"redraw as PDF, SVG or panels: corridors plot {config.out} --format pdf)"
+    )
     terminal.emit_json({"runs": rows})
     return 0

@@ -12,6 +12,7 @@ from ._names import DATASETS, FLOW_SOLVERS, MODELS, OPTIMIZERS, VARIANTS
 
 PRECISIONS = ("float32", "bfloat16")
 DISTRIBUTED = ("auto", "on", "off")
+DIGITS_SPLITS = ("fixed", "random")
 MEASURE_COST = 65  # gradient evaluations of one measurement (see TrainConfig.cadence)
 # XLA:CPU runs convolutions inside while loops (the drift's ODE solve, Lanczos) about
 # 25 times slower than outside (jax-ml/jax#12868): there a measurement of a convolutional
@@ -80,6 +81,11 @@ class TrainConfig:
         None, "folder of the CIFAR-10 release or of ImageNet's train/ and val/"
     )
     image_size: int = _field(224, "ImageNet crop size")
+    digits_split: str = _field(
+        "fixed",
+        "digits test split: fixed (the last 297 images, writers disjoint from "
+        "training) or random (297 images drawn with seed 0, writers shared)",
+    )
     synthetic_shape: tuple[int, ...] = _field(
         (32, 32, 3), "H W C of the synthetic images"
     )
@@ -194,6 +200,7 @@ class TrainConfig:
             ("model", MODELS),
             ("variant", ("auto", *VARIANTS)),
             ("dataset", DATASETS),
+            ("digits_split", DIGITS_SPLITS),
             ("optimizer", OPTIMIZERS),
             ("precision", PRECISIONS),
             ("distributed", DISTRIBUTED),

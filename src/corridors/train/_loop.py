@@ -20,6 +20,7 @@ from ._config import TrainConfig
 from ._metrics import MetricsWriter, read_metrics, rewrite_metrics
 from ._pipeline import TrainBatches, train_iterator
 from ._progress_bar import TrainProgress
+from ._run_report import write_report
 from ._sharding import global_batch, initialize_distributed, to_host
 from ._snapshots import save_snapshot
 from ._steps import TrainState
@@ -62,7 +63,8 @@ def run(
 
     Each run writes `metrics.jsonl`, `run.json`, `checkpoints/` and `snapshots/`
     into `config.out/<run name>/` (see `TrainConfig.run_name`); `config.out` gets the
-    resolved `config.toml`. One compiled step serves all runs.
+    resolved `config.toml` and, at the end, `report.md` with `figures/`. One
+    compiled step serves all runs.
 
     **Arguments:**
 
@@ -90,7 +92,12 @@ def run(
     if trainer.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(config.to_toml())
-    return [train(trainer, lr, seed, on_step=on_step) for lr, seed in config.runs()]
+    summaries = [
+        train(trainer, lr, seed, on_step=on_step) for lr, seed in config.runs()
+    ]
+    if trainer.is_main:  # the sweep's one page: configuration, table, figures
+        write_report(out)
+    return summaries
 
 
 @dataclasses.dataclass
@@ -251,11 +258,18 @@ def train(trainer: Trainer, lr, seed, *, on_step=None) -> RunSummary:
         }
         writer.write(record)
         loss, accuracy = record["final_loss"], record["eval_accuracy"]
+        # Only ImageNet decodes files that can be unreadable.
+        skipped = record["corrupt_images"]
+        skipped = (
+            f", {skipped} unreadable image(s) skipped"
+            if skipped or config.dataset == "imagenet"
+            else ""
+        )
         progress.print(
             f"[bold]{name}[/]: {plan.total_steps} steps, final training loss "
             f"{'n/a' if loss is None else format(loss, '.4g')}, test accuracy "
-            f"{'n/a' if accuracy is None else format(accuracy, '.2%')}, "
-            f"{record['corrupt_images']} unreadable image(s) skipped → {run_dir}"
+            f"{'n/a' if accuracy is None else format(accuracy, '.2%')}"
+            f"{skipped} → {run_dir}"
         )
         return _summary(trainer, run_dir, lr, seed, record)
     finally:

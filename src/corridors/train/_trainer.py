@@ -37,7 +37,7 @@ def load_dataset(config: TrainConfig) -> Dataset:
 
         return imagenet(config.data_dir, image_size=config.image_size)
     if config.dataset == "digits":
-        return digits()
+        return digits(split=config.digits_split)
     return synthetic(
         config.synthetic_shape, config.synthetic_classes, size=config.synthetic_size
     )

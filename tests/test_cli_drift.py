@@ -158,6 +158,7 @@ def test_sgd_against_its_sme_on_a_data_folder(tmp_path, capsys):
         "--lr", "0.1", "0.05", "--steps", "4", "--out", tmp_path / "out",
         capsys=capsys,
     )  # fmt: skip
+    assert document["kind"] == "corridors.drift.sgd"
     settings = document["settings"]
     assert (settings["batch_size"], settings["paths"]) == (4, 64)
     assert [run["lr"] for run in document["runs"]] == [0.1, 0.05]

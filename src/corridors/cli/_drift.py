@@ -574,8 +574,9 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
                     "resolved": resolved,  # lrs whose error exceeds the 99% interval
                 }
             )
+        # Its own kind: `corridors plot` draws distances, which this has none of.
         document = header(
-            "corridors.drift",
+            "corridors.drift.sgd",
             problem={
                 "name": problem.name,
                 "description": problem.description,

@@ -7,6 +7,7 @@ compilation cache; `test_cli.py` and `test_cli_demo.py` drive it in a subprocess
 import json
 
 import numpy as np
+import pytest
 
 from corridors.cli import main
 
@@ -81,3 +82,93 @@ def test_a_diverging_run_is_one_line_from_the_status_channel(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "gd at lr 5 (2000 steps): The iterates became NaN or Inf" in err[0]
+
+
+def failure(*arguments, capsys) -> str:
+    """`corridors drift ARGUMENTS --quiet` that must fail with exit code 2 in one line."""
+    code = main(["drift", *map(str, arguments), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_gd_tracks_its_higher_modified_flows_and_the_principal_flow(tmp_path, capsys):
+    lrs = ("0.04", "0.02", "0.01")
+    document = drift(
+        "--landscape", "quadratic", "--lr", *lrs, "--steps", "1",
+        "--reference", "modified3", "--out", tmp_path, capsys=capsys,
+    )  # fmt: skip
+    assert document["settings"]["reference"] == "modified3"
+    (fit,) = document["fits"]
+    # The modified flow of order p matches one GD step to O(h^(p+2)).
+    assert fit["theory"] == 5
+    assert abs(fit["slope"] - 5) <= 0.2
+    assert "modified flow (order 3)" in (tmp_path / "report.md").read_text("utf-8")
+    # On a quadratic the principal flow passes through every GD iterate exactly
+    # (it is the log of GD's linear map), so only round-off remains.
+    document = drift(
+        "--landscape", "quadratic", "--lr", "0.2", "0.1", "--steps", "3",
+        "--reference", "principal", "--out", tmp_path / "principal", capsys=capsys,
+    )  # fmt: skip
+    (fit,) = document["fits"]
+    assert fit["at_round_off"] and fit["theory"] is None
+    assert all(run["drift"] <= 1e-12 for run in document["runs"])
+
+
+def test_bad_drift_combinations_are_one_line_errors(tmp_path, capsys):
+    out = ("--out", tmp_path / "never")
+    message = failure("--method", "momentum", "--reference", "modified2", *out,
+                      capsys=capsys)  # fmt: skip
+    assert "--reference modified2 is a flow of GD" in message and "momentum" in message
+    message = failure("--method", "sgd", *out, capsys=capsys)
+    assert "--method sgd needs data" in message and "quadratic" in message
+    message = failure("--method", "sgd", "gd", "--model", "mlp", *out, capsys=capsys)
+    assert "--method sgd runs alone" in message
+    message = failure("--batch-size", "4", *out, capsys=capsys)
+    assert "go with --method sgd" in message
+    message = failure("--model", "mlp", "--method", "sgd", "--reference", "central",
+                      *out, capsys=capsys)  # fmt: skip
+    assert "--reference is for the deterministic methods" in message
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "data.npz", x=rng.normal(size=(12, 3)), y=rng.integers(0, 2, 12))
+    message = failure(
+        "--model", "mlp", "--dataset", "folder", "--data-dir", data, "--method",
+        "sgd", "--batch-size", "500", *out, capsys=capsys,
+    )  # fmt: skip
+    assert "--batch-size 500 is above the" in message
+    assert not (tmp_path / "never").exists()
+    # Range checks of the flags themselves are argparse's (exit 2, usage on stderr).
+    for flag in ("--batch-size", "--paths"):
+        assert main(["drift", "--method", "sgd", flag, "0"]) == 2
+        assert "must be an integer ≥ 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # four SME compilations: ~80 s on the shared 2-core VM
+def test_sgd_against_its_sme_on_a_data_folder(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "data.npz", x=rng.normal(size=(40, 5)), y=rng.integers(0, 3, 40))
+    document = drift(
+        "--model", "mlp", "--dataset", "folder", "--data-dir", data, "--hidden", "4",
+        "--method", "sgd", "--batch-size", "4", "--paths", "64",
+        "--lr", "0.1", "0.05", "--steps", "4", "--out", tmp_path / "out",
+        capsys=capsys,
+    )  # fmt: skip
+    assert document["kind"] == "corridors.drift.sgd"
+    settings = document["settings"]
+    assert (settings["batch_size"], settings["paths"]) == (4, 64)
+    assert [run["lr"] for run in document["runs"]] == [0.1, 0.05]
+    assert [fit["theory"] for fit in document["fits"]] == [1, 2]
+    for run in document["runs"]:
+        assert run["flow_time"] == pytest.approx(4 * run["lr"])
+        for order in (1, 2):
+            error = abs(run["loss_sgd"] - run[f"loss_sme{order}"])
+            assert run[f"weak_error{order}"] == pytest.approx(error, rel=1e-9)
+            # The SME models SGD: at these small lrs its model error is far below
+            # the Monte Carlo noise of 64 paths, so the means agree within 99%.
+            assert run[f"weak_error{order}"] <= run[f"half_width{order}"]
+    assert (tmp_path / "out" / "report.md").is_file()

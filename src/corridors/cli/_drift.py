@@ -1,10 +1,16 @@
-"""`corridors drift`: how far discrete methods drift from the gradient flow (or the
-modified flow) on a landscape or a model on a data set, for a list of learning rates.
+"""`corridors drift`: how far discrete methods drift from the gradient flow (or another
+reference flow of GD: modified flows of order 1-3, the principal flow, the central flow)
+on a landscape or a model on a data set, for a list of learning rates.
 
 For each method and lr it runs `corridors.measure_drift` for n steps, n = ⌊T/lr⌋ at a
 fixed horizon T (default) or n = --steps, and reports the final distance, the relative
 drift, the fitted log-log slope against lr and the slope the theory predicts. Writes
 drift.json, report.md and two figures into --out.
+
+`--method sgd` instead compares SGD (`corridors.sgd_paths`, --paths runs with batch
+size --batch-size) with its stochastic modified equations of order 1 and 2
+(`corridors.sgd_sde`): the weak error in the loss at the last step
+(`corridors.weak_error`) per lr, and its fitted order. Writes drift.json and report.md.
 """
 
 import argparse
@@ -30,14 +36,28 @@ examples:
   corridors drift --landscape quadratic --lr 0.2 0.1 0.05 0.025 --method gd rk4
   corridors drift --steps 1 --method gd                  # one-step (local) drift
   corridors drift --reference modified --lr 0.2 0.1 0.05 # GD vs the modified flow
+  corridors drift --reference modified2 --steps 1        # ... of order 2: slope 4
+  corridors drift --reference central --lr 0.2 0.1       # GD vs the central flow
   corridors drift --model mlp --dataset digits --json > drift.json
   corridors drift --model mlp --dataset folder --data-dir DIR   # DIR/data.npz: x, y
+  corridors drift --model mlp --method sgd --batch-size 32 --paths 256  # SGD vs SME
 
 Default lrs: 0.2, 0.1, 0.05, 0.025 times the problem's lr scale (1e-3 on Rosenbrock);
 default horizon: that scale. Each distinct step count compiles once (--steps N: one
 compile per method)."""
 
-METHODS = METHOD_NAMES
+SGD = "sgd"
+METHODS = (*METHOD_NAMES, SGD)
+REFERENCES = ("flow", "modified", "modified2", "modified3", "principal", "central")
+REFERENCE_NAMES = {
+    "flow": "gradient flow",
+    "modified": "modified flow (order 1)",
+    "modified2": "modified flow (order 2)",
+    "modified3": "modified flow (order 3)",
+    "principal": "principal flow",
+    "central": "central flow",
+}
+MODIFIED_ORDERS = {"modified": 1, "modified2": 2, "modified3": 3}
 MAX_STEPS = 1_000_000
 """The most steps one (method, lr) run may take: a smaller lr is refused up front."""
 DEFAULT_LRS = (0.2, 0.1, 0.05, 0.025)
@@ -103,14 +123,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=["gd"],
         metavar="METHOD",
-        help=f"one or more of {', '.join(METHODS)} (default: gd)",
+        help=f"one or more of {', '.join(METHOD_NAMES)}, or {SGD} alone (SGD vs "
+        "its SME, on --model only) (default: gd)",
     )
     how.add_argument(
         "--reference",
-        choices=("flow", "modified"),
+        choices=REFERENCES,
         default="flow",
-        help="the gradient flow, or GD's modified flow θ' = −∇L − (h/2)H∇L "
-        "(gd/euler only) (default: flow)",
+        help="the gradient flow, or a flow of GD at each lr (gd/euler only): the "
+        "modified flow of order 1, 2 or 3, the principal flow or the central flow "
+        "(default: flow)",
+    )
+    how.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        metavar="B",
+        help="--method sgd: examples per step, 1 ≤ B ≤ --train-size (default: 32)",
+    )
+    how.add_argument(
+        "--paths",
+        type=positive_int,
+        default=None,
+        metavar="P",
+        help="--method sgd: independent SGD and SME paths (default: 128)",
     )
     span = how.add_mutually_exclusive_group()
     span.add_argument(
@@ -141,10 +177,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def theory_order(method: str, reference: str, mode: str, corridor: bool) -> int | None:
-    """The log-log slope the theory predicts (None in a corridor: no drift at all)."""
-    if corridor and reference == "flow":
+    """The log-log slope the theory predicts, None where it predicts none: in a
+    corridor (no drift at all against the flow or a modified flow, whose corrections
+    all vanish with H∇L) or against the principal and central flows.
+
+    GD tracks its modified flow of order p to O(h^(p+1)) at a fixed horizon and
+    O(h^(p+2)) over one step; the gradient flow is the case p = 0 for GD."""
+    local = int(mode == "steps")
+    info = method_info(method)
+    if reference == "flow":
+        return None if corridor else info.drift_order("flow", local=bool(local))
+    if corridor or reference not in MODIFIED_ORDERS or not info.modified_flow:
         return None
-    return method_info(method).drift_order(reference, local=mode == "steps")
+    return MODIFIED_ORDERS[reference] + 1 + local
 
 
 def matched_end_time(method: str, lr: float, n: int, beta: float) -> float:
@@ -157,12 +202,12 @@ def matched_end_time(method: str, lr: float, n: int, beta: float) -> float:
 def _plan(options, problem) -> tuple[list[float], str, float | None, dict]:
     """lrs, mode, horizon, and the step count for every lr; refuses what cannot run."""
     lrs = options.lrs or [problem.lr_scale * f for f in DEFAULT_LRS]
-    if options.reference == "modified":
+    if options.reference != "flow":
         bad = [m for m in options.methods if not method_info(m).modified_flow]
         if bad:
             raise UsageError(
-                f"--reference modified is GD's modified flow; not defined for "
-                f"{', '.join(bad)} (use --method gd or euler)."
+                f"--reference {options.reference} is a flow of GD at each lr; not "
+                f"defined for {', '.join(bad)} (use --method gd or euler)."
             )
     if options.steps is not None:
         mode, horizon = "steps", None
@@ -185,7 +230,7 @@ def _plan(options, problem) -> tuple[list[float], str, float | None, dict]:
                 f"--lr {lr:g} needs {n:,} steps per run, more than the budget of "
                 f"{MAX_STEPS:,}; raise the lr or lower --horizon/--steps."
             )
-    if problem.apex_time is not None:
+    if problem.apex_time is not None and SGD not in options.methods:
         for method in options.methods:
             for lr in lrs:
                 end = matched_end_time(method, lr, steps[lr], options.beta)
@@ -216,6 +261,11 @@ def run(options: argparse.Namespace) -> int:
         raise UsageError("--dataset and --data-dir go with --model (e.g. --model mlp).")
     if options.data_dir is not None and options.dataset not in (None, "folder"):
         raise UsageError("--data-dir is for --dataset folder.")
+    sgd = SGD in options.methods
+    if sgd:
+        _check_sgd_options(options)
+    elif options.batch_size is not None or options.paths is not None:
+        raise UsageError("--batch-size and --paths go with --method sgd.")
     if options.model is not None:
         dataset = options.dataset or ("folder" if options.data_dir else "digits")
         problem, warning = _problems.model_problem(
@@ -232,9 +282,13 @@ def run(options: argparse.Namespace) -> int:
         problem = _problems.landscape_problem(
             options.landscape or "quadratic", dim=options.dim, seed=options.seed
         )
+    if sgd:
+        _batch_size(options, problem)  # refused before the --out folder is made
     lrs, mode, horizon, steps = _plan(options, problem)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)  # fail before the work, not after it
+    if sgd:
+        return _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began)
 
     runs = []
     total = len(options.methods) * len(lrs) + 1
@@ -325,8 +379,7 @@ def run(options: argparse.Namespace) -> int:
         (out / "report.md").write_text(markdown(document), encoding="utf-8")
 
     terminal.table(
-        f"Drift from the {'gradient' if options.reference == 'flow' else 'modified'} "
-        f"flow: {problem.description}",
+        f"Drift from the {REFERENCE_NAMES[options.reference]}: {problem.description}",
         RUN_COLUMNS,
         _run_rows(runs),
         right=RUN_COLUMNS[1:],
@@ -334,7 +387,7 @@ def run(options: argparse.Namespace) -> int:
     terminal.table(
         "Fitted order: slope of log drift vs log lr",
         ["method", "slope", "theory"],
-        [[f["method"], _slope(f), _theory(f)] for f in fits],
+        [[f["method"], _slope(f), _theory(f, document)] for f in fits],
     )
     terminal.message(f"Report: [bold]{out / 'report.md'}[/bold]; figures beside it.")
     terminal.emit_json({**document, "out": str(out)})
@@ -376,9 +429,11 @@ def _slope(fit: dict) -> str:
     return "round-off" if fit["at_round_off"] else number(fit["slope"])
 
 
-def _theory(fit: dict) -> str:
+def _theory(fit: dict, document: dict) -> str:
     if fit["theory"] is None:
-        return "no drift (corridor)"
+        corridor = document["problem"]["corridor"]
+        known = document["settings"]["reference"] in ("flow", *MODIFIED_ORDERS)
+        return "no drift (corridor)" if corridor and known else "not predicted"
     if method_info(fit["method"]).momentum:
         return f"{fit['theory']} (once lr ≪ (1 − β)/sharpness)"
     return str(fit["theory"])
@@ -398,7 +453,7 @@ def markdown(document: dict) -> str:
             "# corridors drift",
             "",
             f"{problem['description']} ({problem['parameters']} parameters). Reference: "
-            f"the {'gradient' if settings['reference'] == 'flow' else 'modified'} flow; "
+            f"the {REFERENCE_NAMES[settings['reference']]}; "
             f"{where}; momentum β = "
             f"{settings['beta']:g}; seed {settings['seed']}. Raw numbers in "
             "`drift.json`.",
@@ -407,12 +462,250 @@ def markdown(document: dict) -> str:
             "",
             markdown_table(
                 ["method", "fitted slope", "theory"],
-                [[f["method"], _slope(f), _theory(f)] for f in document["fits"]],
+                [
+                    [f["method"], _slope(f), _theory(f, document)]
+                    for f in document["fits"]
+                ],
             ),
             "",
             "![drift vs lr](drift_vs_lr.png)",
             "",
             "![drift along the run](drift_along_time.png)",
+            "",
+        ]
+    )
+
+
+# --------------------------------------------------------------------- --method sgd
+
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_PATHS = 128
+SME_ORDERS = (1, 2)
+
+
+def _check_sgd_options(options: argparse.Namespace) -> None:
+    """Refuse what `--method sgd` cannot combine with (before any data is loaded)."""
+    if len(options.methods) > 1:
+        raise UsageError(
+            "--method sgd runs alone (SGD against its SME); measure "
+            f"{', '.join(m for m in options.methods if m != SGD)} in another call."
+        )
+    if options.reference != "flow":
+        raise UsageError(
+            "--reference is for the deterministic methods; --method sgd compares SGD "
+            "with its stochastic modified equations of order 1 and 2."
+        )
+    if options.model is None:
+        raise UsageError(
+            f"--method sgd needs data to draw batches from; the landscape "
+            f"{options.landscape or 'quadratic'} has none: use a model on a data set "
+            "(e.g. --model mlp --dataset digits)."
+        )
+
+
+def _batch_size(options: argparse.Namespace, problem) -> int:
+    """--batch-size (default: 32 or N if smaller), refused above N."""
+    n = int(problem.args[0].shape[0])
+    batch_size = options.batch_size or min(DEFAULT_BATCH_SIZE, n)
+    if batch_size > n:
+        raise UsageError(
+            f"--batch-size {batch_size} is above the {n} training examples of "
+            f"{problem.name}; use 1 ≤ B ≤ {n}."
+        )
+    return batch_size
+
+
+def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> int:
+    """SGD vs its SME of order 1 and 2: the weak error in the loss at the last step."""
+    import jax
+
+    import corridors as cr
+
+    from ._report import fit_slope, header, write_json
+
+    data = problem.args
+    n = int(data[0].shape[0])
+    batch_size = _batch_size(options, problem)
+    n_paths = options.paths or DEFAULT_PATHS
+    # sgd_paths / sgd_sde take loss(params, batch) with batch = (x, y).
+    loss = lambda params, batch: problem.loss(params, *batch)  # noqa: E731
+    key_sgd, key_sme = jax.random.split(jax.random.key(options.seed))
+    runs = []
+    with terminal.progress(len(lrs) * (1 + len(SME_ORDERS)) + 1, "sgd") as stage:
+        for i, lr in enumerate(lrs):
+            stage(f"SGD, lr {lr:g}, {steps[lr]} steps × {n_paths} paths")
+            sgd = cr.sgd_paths(
+                loss, problem.params0, lr, data, batch_size=batch_size,
+                n_steps=steps[lr], every=steps[lr], key=jax.random.fold_in(key_sgd, i),
+                n_paths=n_paths, throw=False,
+            )  # fmt: skip
+            _refuse_failure(cr, sgd, f"SGD at lr {lr:g} ({steps[lr]} steps)")
+            run = {
+                "lr": lr,
+                "n_steps": steps[lr],
+                "flow_time": float(sgd.ts[-1]),
+                "loss_sgd": float(sgd.mean_loss[-1]),
+            }
+            for order in SME_ORDERS:
+                stage(f"SME of order {order}, lr {lr:g}")
+                # The same noise for both orders: their difference is then sharper.
+                sme = cr.sgd_sde(
+                    loss, problem.params0, sgd.ts, lr, data, batch_size=batch_size,
+                    order=order, key=jax.random.fold_in(key_sme, i), n_paths=n_paths,
+                    throw=False,
+                )  # fmt: skip
+                _refuse_failure(cr, sme, f"the order-{order} SME at lr {lr:g}")
+                weak = cr.weak_error(sgd, sme, "loss")
+                run[f"loss_sme{order}"] = float(sme.mean_loss[-1])
+                run[f"weak_error{order}"] = float(weak.error[-1])
+                run[f"half_width{order}"] = float(weak.half_width[-1])
+            runs.append(run)
+        fits = []
+        for order in SME_ORDERS:
+            errors = [run[f"weak_error{order}"] for run in runs]
+            resolved = sum(
+                run[f"weak_error{order}"] > run[f"half_width{order}"] for run in runs
+            )
+            fits.append(
+                {
+                    "sme_order": order,
+                    "slope": fit_slope(lrs, errors) if min(errors) > 0 else None,
+                    "theory": order,
+                    "resolved": resolved,  # lrs whose error exceeds the 99% interval
+                }
+            )
+        # Its own kind: `corridors plot` draws distances, which this has none of.
+        document = header(
+            "corridors.drift.sgd",
+            problem={
+                "name": problem.name,
+                "description": problem.description,
+                "parameters": problem.parameters,
+                "corridor": problem.corridor,
+                "examples": n,
+            },
+            settings={
+                "lrs": lrs,
+                "methods": [SGD],
+                "reference": "sme",
+                "batch_size": batch_size,
+                "paths": n_paths,
+                "level": 0.99,
+                "mode": mode,
+                "horizon": horizon,
+                "steps": options.steps,
+                "seed": options.seed,
+            },
+            runs=runs,
+            fits=fits,
+        )
+        stage("writing the report")
+        document["seconds"] = time.perf_counter() - began
+        document["files"] = ["report.md", "drift.json"]
+        out = options.out
+        write_json(out / "drift.json", document)
+        (out / "report.md").write_text(sgd_markdown(document), encoding="utf-8")
+
+    terminal.table(
+        f"SGD (B = {batch_size}, {n_paths} paths) vs its SME, weak error in the loss "
+        f"at the last step: {problem.description}",
+        SGD_COLUMNS,
+        _sgd_rows(runs),
+        right=SGD_COLUMNS[1:],
+    )
+    terminal.table(
+        "Fitted weak order: slope of log weak error vs log lr",
+        SGD_FIT_COLUMNS,
+        _sgd_fit_rows(document),
+    )
+    terminal.message(f"Report: [bold]{out / 'report.md'}[/bold].")
+    terminal.emit_json({**document, "out": str(out)})
+    return 0
+
+
+def _refuse_failure(cr, paths, what: str) -> None:
+    import numpy as np
+
+    failed = np.asarray(paths.result != cr.RESULTS.successful)
+    if failed.any():
+        raise UsageError(
+            f"{what}: {int(failed.sum())} of {failed.size} paths turned non-finite; "
+            "lower the lr."
+        )
+
+
+SGD_COLUMNS = [
+    "lr",
+    "steps",
+    "E loss SGD",
+    "E loss SME1",
+    "E loss SME2",
+    "weak error 1",
+    "± (99%)",
+    "weak error 2",
+    "± (99%)",
+]
+SGD_FIT_COLUMNS = ["SME order", "slope", "theory", "lrs resolved"]
+
+
+def _sgd_rows(runs: list[dict]) -> list[list]:
+    from ._report import number
+
+    return [
+        [
+            number(r["lr"]),
+            r["n_steps"],
+            number(r["loss_sgd"]),
+            number(r["loss_sme1"]),
+            number(r["loss_sme2"]),
+            number(r["weak_error1"]),
+            number(r["half_width1"]),
+            number(r["weak_error2"]),
+            number(r["half_width2"]),
+        ]
+        for r in runs
+    ]
+
+
+def _sgd_fit_rows(document: dict) -> list[list]:
+    from ._report import number
+
+    total = len(document["runs"])
+    return [
+        [
+            f["sme_order"],
+            "—" if f["slope"] is None else number(f["slope"]),
+            f["theory"],
+            f"{f['resolved']}/{total}",
+        ]
+        for f in document["fits"]
+    ]
+
+
+def sgd_markdown(document: dict) -> str:
+    from ._report import markdown_table, number
+
+    settings, problem = document["settings"], document["problem"]
+    where = (
+        f"a fixed flow time T = {number(settings['horizon'])} (n = ⌊T/lr⌋ steps)"
+        if settings["mode"] == "horizon"
+        else f"{settings['steps']} steps for every lr"
+    )
+    return "\n".join(
+        [
+            "# corridors drift --method sgd",
+            "",
+            f"{problem['description']} ({problem['parameters']} parameters). SGD with "
+            f"batch size {settings['batch_size']} (drawn with replacement) against its "
+            f"stochastic modified equations of order 1 and 2, {settings['paths']} "
+            f"paths each; {where}; seed {settings['seed']}. The weak error is "
+            "|E L(SGD) − E L(SME)| at the last step, ± the half-width of its 99% "
+            "interval: an error inside it is Monte Carlo noise. Raw numbers in "
+            "`drift.json`.",
+            "",
+            markdown_table(SGD_COLUMNS, _sgd_rows(document["runs"])),
+            "",
+            markdown_table(SGD_FIT_COLUMNS, _sgd_fit_rows(document)),
             "",
         ]
     )

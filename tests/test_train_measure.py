@@ -147,7 +147,7 @@ def test_a_failed_solve_is_reported_not_raised(problem, caplog):
         )
     assert record["drift"] is None
     assert record["drift_error"].startswith(
-        "gradient_flow: the ODE solver hit max_steps=1"
+        "step_drift: the ODE solver hit max_steps=1"
     )
     assert record["sharpness"] is None and "Lanczos" in record["sharpness_error"]
     assert record["corridor_score"] > 0  # the rest is still measured

@@ -56,7 +56,12 @@ def test_automatic_cadence_keeps_measurements_cheap():
         ({"model": "resnet19"}, "`model` must be one of"),
         ({"batch_size": 0}, "`batch_size` must be ≥ 1"),
         ({"lr": (0.1, -1.0)}, "`lr` must hold learning rates > 0"),
-        ({"optimizer": "clr", "lr": (0.1, 0.2)}, "sweeps apply to sgd and momentum"),
+        ({"optimizer": "clr", "lr": (0.1, 0.2)}, "sweeps apply to sgd, momentum, adam"),
+        ({"optimizer": "sgd", "b2": 0.9}, "`b2` applies to adam, adamw, lion"),
+        ({"optimizer": "adam", "b1": 1.0}, "`b1` must lie in [0, 1)"),
+        ({"optimizer": "lion", "eps": 1e-8}, "`eps` applies to adam, adamw"),
+        ({"optimizer": "adam", "decoupled_weight_decay": 0.1}, "applies to adamw"),
+        ({"optimizer": "sgd", "nesterov": True}, "`nesterov` needs momentum"),
         ({"optimizer": "sps_max"}, "`max_lr` is required by sps_max"),
         ({"optimizer": "chebyshev", "cycle": 4}, "`spectrum` must be m M"),
         ({"optimizer": "silver", "smoothness": 2.0}, "`cycle`"),
@@ -89,6 +94,15 @@ def test_toml_round_trip_and_train_table(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(config.to_toml())
     assert ct.TrainConfig.from_toml(path) == config
+    adamw = ct.TrainConfig(
+        dataset="synthetic", optimizer="adamw", lr=(1e-3, 3e-3), b1=0.8, b2=0.99,
+        eps=1e-6, decoupled_weight_decay=0.01,
+    )  # fmt: skip
+    path.write_text(adamw.to_toml())
+    assert ct.TrainConfig.from_toml(path) == adamw
+    assert [adamw.run_name(*run) for run in adamw.runs()] == [
+        "adamw-lr0.001-seed0", "adamw-lr0.003-seed0",
+    ]  # fmt: skip
     table = tmp_path / "table.toml"
     table.write_text('[train]\ndataset = "synthetic"\nlr = 0.3\nbatch-size = 64\n')
     loaded = ct.TrainConfig.from_toml(table)

@@ -31,7 +31,8 @@ from . import train_data as td
 TIMING_KEYS = {"images_per_s", "wall_time", "wall_time_s", "resumed_from"}
 MEASURE_KEYS = {
     "step", "epoch", "loss", "lr", "grad_norm", "corridor_score", "drift",
-    "relative_drift", "predicted_drift", "flow_steps", "flow_evaluations",
+    "relative_drift", "drift_time", "gd_drift", "predicted_drift", "flow_steps",
+    "flow_evaluations",
     "sgd_full_batch", "sgd_per_batch", "sgd_per_batch_grad_norm",
 }  # fmt: skip
 
@@ -222,6 +223,51 @@ def test_every_optimizer_runs_and_logs_the_lr_it_used(tmp_path, name):
         np.testing.assert_allclose(lrs, 0.05, rtol=1e-6)
     else:
         assert all(0 < lr <= 2.0 for lr in lrs)
+
+
+class _Stop(Exception):
+    """Raised from `on_step` to interrupt a run after a checkpoint."""
+
+
+def _stop_at(step_to_stop: int):
+    def hook(step):
+        if step == step_to_stop:
+            raise _Stop
+
+    return hook
+
+
+def test_nesterov_momentum_measures_its_own_step_and_resumes_bit_identically(tmp_path):
+    beta, lr = 0.5, 0.05
+    settings = dict(
+        dataset="digits", optimizer="momentum", momentum=beta, nesterov=True,
+        lr=(lr,), steps=6, measure_every=3, sharpness_every=0,
+        measure_microbatches=0, checkpoint_every=2, snapshots=0, eval_every=0,
+        async_checkpoints=False,
+    )  # fmt: skip
+    (whole,) = ct.run(small(tmp_path, **settings, out=str(tmp_path / "a")))
+    interrupted = small(tmp_path, **settings, out=str(tmp_path / "b"))
+    with pytest.raises(_Stop):
+        ct.run(interrupted, on_step=_stop_at(4))
+    (resumed,) = ct.run(dataclasses.replace(interrupted, resume=True))
+    assert resumed.run_dir.name == "momentum-lr0.05-seed0"
+    state_a, step_a = final_state(whole.run_dir)
+    state_b, step_b = final_state(resumed.run_dir)
+    assert step_a == step_b == 6
+    for a, b in zip(jax.tree.leaves(state_a), jax.tree.leaves(state_b), strict=True):
+        np.testing.assert_array_equal(a, b)  # bit for bit
+    assert comparable(whole.run_dir) == comparable(resumed.run_dir)
+    (summary,) = ct.read_metrics(resumed.run_dir, kind="summary")
+    assert summary["resumed_from"] == 4
+    measures = ct.read_metrics(whole.run_dir, kind="measure")
+    assert [r["step"] for r in measures] == [0, 3, 6]
+    # From rest, Nesterov's first update is −h(1 + β)∇L: a GD step of time h(1 + β)
+    # (a straight step along −∇L, so its drift and GD's differ only by that time).
+    first = measures[0]
+    assert first["drift_time"] == pytest.approx(lr * (1 + beta), rel=1e-5)
+    assert first["lr"] == pytest.approx(lr, rel=1e-7)
+    assert first["drift"] > first["gd_drift"] > 0
+    assert all(r["drift"] is not None and r["gd_drift"] > 0 for r in measures)
 
 
 def test_sweep_over_lrs_and_seeds_and_mean_std_plot(tmp_path):

@@ -7,8 +7,10 @@ import pytest
 
 pytest.importorskip("flax")
 
+import diffrax
 import jax
 import jax.numpy as jnp
+import optax
 
 import corridors as cr
 from corridors.train._measure import MeasureOptions, Measurer
@@ -147,8 +149,124 @@ def test_a_failed_solve_is_reported_not_raised(problem, caplog):
         )
     assert record["drift"] is None
     assert record["drift_error"].startswith(
-        "gradient_flow: the ODE solver hit max_steps=1"
+        "step_drift: the ODE solver hit max_steps=1"
     )
     assert record["sharpness"] is None and "Lanczos" in record["sharpness_error"]
     assert record["corridor_score"] > 0  # the rest is still measured
     assert "pure_callback failed" not in caplog.text
+
+
+def solve_options(options: MeasureOptions) -> dict:
+    """`corridors.step_drift` options equal to the measurement's."""
+    return dict(
+        rtol=options.flow_tol,
+        atol=float(jnp.finfo(jnp.float32).tiny),
+        solver=diffrax.Tsit5(),
+        max_steps=options.flow_max_steps,
+    )
+
+
+def flow_distance(loss, params, new_params, time, args):
+    """‖new_params − φ(time)‖ from an independent tight `corridors.gradient_flow`."""
+    flow = cr.gradient_flow(loss, params, jnp.asarray([0.0, time]), args)
+    end = jax.tree.map(lambda leaf: leaf[-1], flow.params)
+    return float(optax.tree.norm(optax.tree.sub(new_params, end)))
+
+
+def test_a_plain_optax_adam_step_is_measured_as_taken(problem):
+    # Any optax transform, no `next_lr`: the drift is step_drift of the update adam
+    # takes from its (advanced) state, the GD comparison is at the given lr.
+    params, x, y = problem
+    args = (x, y, {})
+    lr = 0.05
+    adam = optax.adam(lr)
+    state = adam.init(params)
+    grads = jax.grad(smooth_loss)(params, *args)
+    for _ in range(2):  # moments away from their start
+        _, state = adam.update(grads, state, params)
+    options = tight(microbatches=0)
+    record = Measurer(smooth_loss, adam, options, lr=lr).measure(
+        params, {}, state, x, y
+    )
+    update, _ = adam.update(grads, state, params)
+    expected = cr.step_drift(smooth_loss, params, update, None, args,
+                             **solve_options(options))  # fmt: skip
+    np.testing.assert_allclose(record["drift"], expected.drift, rtol=1e-12)
+    np.testing.assert_allclose(record["drift_time"], expected.time, rtol=1e-12)
+    np.testing.assert_allclose(
+        record["relative_drift"], expected.drift / optax.tree.norm(update), rtol=1e-12
+    )
+    # Against an independent solve at the same flow time (tolerance of `tight`).
+    reached = optax.apply_updates(params, update)
+    reference = flow_distance(smooth_loss, params, reached, expected.time, args)
+    np.testing.assert_allclose(record["drift"], reference, rtol=1e-6)
+    # Adam's step leaves the flow line far more than the GD step of the same lr.
+    gd = cr.measure_drift(smooth_loss, params, lr, 1, args).distance[-1]
+    np.testing.assert_allclose(record["gd_drift"], gd, rtol=1e-6)
+    assert record["drift"] > 10 * record["gd_drift"]
+    # Without `lr`, h is the update's own flow time.
+    record = Measurer(smooth_loss, adam, options).measure(params, {}, state, x, y)
+    np.testing.assert_allclose(record["lr"], expected.time, rtol=1e-12)
+
+
+def test_nesterov_momentum_drift_is_that_of_its_update(problem):
+    params, x, y = problem
+    args = (x, y, {})
+    lr, beta = 0.125, 0.5  # exact in float32, the dtype of optax's hyperparameters
+    optimizer = make_optimizer("momentum", momentum=beta, nesterov=True)
+    state = optimizer.init(params, lr)
+    grads = jax.grad(smooth_loss)(params, *args)
+    _, state = optimizer.tx.update(grads, state, params)  # a trace m = ∇L
+    options = tight(microbatches=0)
+    record = Measurer(smooth_loss, optimizer, options).measure(params, {}, state, x, y)
+    # Nesterov after one step: m = g + βg, update = −h(g + βm) = −h(1 + β + β²)g.
+    update = jax.tree.map(lambda g: -lr * (1 + beta + beta**2) * g, grads)
+    expected = cr.step_drift(smooth_loss, params, update, None, args,
+                             **solve_options(options))  # fmt: skip
+    np.testing.assert_allclose(record["drift"], expected.drift, rtol=1e-12)
+    np.testing.assert_allclose(record["drift_time"], lr * 1.75, rtol=1e-12)
+    assert record["lr"] == lr
+    gd = cr.measure_drift(smooth_loss, params, lr, 1, args).distance[-1]
+    np.testing.assert_allclose(record["gd_drift"], gd, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "factory"),
+    [
+        ("adam", {"b1": 0.5, "b2": 0.75}, lambda: optax.adam(0.125, b1=0.5, b2=0.75)),
+        ("adamw", {"b1": 0.5, "b2": 0.75, "decoupled_weight_decay": 0.25},
+         lambda: optax.adamw(0.125, b1=0.5, b2=0.75, weight_decay=0.25)),
+        ("lion", {"b1": 0.5, "b2": 0.75, "decoupled_weight_decay": 0.25},
+         lambda: optax.lion(0.125, b1=0.5, b2=0.75, weight_decay=0.25)),
+        ("sgd", {"momentum": 0.5}, lambda: optax.sgd(0.125, momentum=0.5)),
+    ],
+)  # fmt: skip
+def test_make_optimizer_builds_optax_optimizers(problem, name, options, factory):
+    params, x, y = problem
+    optimizer = make_optimizer(name, **options)
+    assert optimizer.uses_lr and not optimizer.gd_step
+    ours, theirs = optimizer.init(params, 0.125), factory().init(params)
+    grads = jax.grad(smooth_loss)(params, x, y, {})
+    for _ in range(3):
+        mine, ours = optimizer.tx.update(grads, ours, params)
+        reference, theirs = factory().update(grads, theirs, params)
+        # Our hyperparameters are float32 (one compiled step for every lr): the
+        # values above are exact in float32, so the updates agree to rounding.
+        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(reference), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert float(optimizer.lr_used(ours)) == 0.125
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("sgd", {"b1": 0.9}, "`b1` applies to adam, adamw, lion, not 'sgd'"),
+        ("lion", {"eps": 1e-8}, "`eps` applies to adam, adamw, not 'lion'"),
+        ("adam", {"decoupled_weight_decay": 0.1}, "`decoupled_weight_decay` applies"),
+        ("sgd", {"nesterov": True}, "`nesterov` needs momentum"),
+        ("adamax", {}, "unknown optimizer 'adamax'"),
+    ],
+)
+def test_make_optimizer_refuses_options_it_would_ignore(name, options, message):
+    with pytest.raises(cr.InvalidInputError, match=f"^make_optimizer: {message}"):
+        make_optimizer(name, **options)

@@ -8,7 +8,15 @@ import pathlib
 
 from .._checks import InvalidInputError
 from . import _settings
-from ._names import DATASETS, FLOW_SOLVERS, MODELS, OPTIMIZERS, VARIANTS
+from ._names import (
+    ADAPTIVE,
+    DATASETS,
+    FLOW_SOLVERS,
+    LR_OPTIMIZERS,
+    MODELS,
+    OPTIMIZERS,
+    VARIANTS,
+)
 
 PRECISIONS = ("float32", "bfloat16")
 DISTRIBUTED = ("auto", "on", "off")
@@ -102,9 +110,26 @@ class TrainConfig:
     )
     optimizer: str = _field("sgd", f"optimizer: {', '.join(OPTIMIZERS)}")
     lr: tuple[float, ...] = _field(
-        (0.1,), "learning rate(s) for sgd/momentum; several values run a sweep"
+        (0.1,),
+        f"learning rate(s) for {'/'.join(LR_OPTIMIZERS)}; several values run a sweep",
     )
-    momentum: float = _field(0.9, "heavy-ball β for --optimizer momentum")
+    momentum: float | None = _field(
+        None,
+        "heavy-ball β for --optimizer momentum (default 0.9) and sgd (default none)",
+    )
+    nesterov: bool = _field(
+        False, "Nesterov momentum for --optimizer momentum, or sgd with --momentum"
+    )
+    b1: float | None = _field(None, "β1 of adam/adamw/lion (default: optax's, 0.9)")
+    b2: float | None = _field(
+        None, "β2 of adam/adamw/lion (default: optax's, 0.999; lion 0.99)"
+    )
+    eps: float | None = _field(None, "ε of adam/adamw (default: optax's, 1e-8)")
+    decoupled_weight_decay: float | None = _field(
+        None,
+        "decoupled weight decay of adamw/lion (default: optax's, 1e-4 / 1e-3); "
+        "--weight-decay is the L2 term of the loss",
+    )
     max_lr: float | None = _field(
         None, "cap on the Polyak-type steps (the paper caps ImageNet CLR at 10)"
     )
@@ -235,8 +260,30 @@ class TrainConfig:
             refuse("seeds", "must hold at least one seed.")
         if len(set(self.lr)) != len(self.lr) or len(set(self.seeds)) != len(self.seeds):
             refuse("lr", "and `seeds` must not repeat values.")
-        if not 0 <= self.momentum < 1:
-            refuse("momentum", f"must lie in [0, 1), got {self.momentum}.")
+        for name in ("momentum", "b1", "b2"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                refuse(name, f"must lie in [0, 1), got {value}.")
+        for name in ("eps", "decoupled_weight_decay"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                refuse(name, f"must be ≥ 0, got {value}.")
+        if self.nesterov and not (
+            self.optimizer == "momentum"
+            or (self.optimizer == "sgd" and self.momentum is not None)
+        ):
+            refuse(
+                "nesterov",
+                "needs momentum: --optimizer momentum, or sgd with --momentum.",
+            )
+        allowed = {"b1": ADAPTIVE, "b2": ADAPTIVE, "eps": ("adam", "adamw"),
+                   "decoupled_weight_decay": ("adamw", "lion")}  # fmt: skip
+        for name, optimizers in allowed.items():
+            if getattr(self, name) is not None and self.optimizer not in optimizers:
+                refuse(
+                    name,
+                    f"applies to {', '.join(optimizers)}, not {self.optimizer}.",
+                )
         if self.max_lr is not None and not self.max_lr > 0:
             refuse("max_lr", f"must be > 0, got {self.max_lr}.")
         if not self.sps_c > 0:
@@ -269,11 +316,12 @@ class TrainConfig:
                 )
             if self.cycle is None:
                 refuse("cycle", "(the schedule length T) is required by silver.")
-        if self.optimizer not in ("sgd", "momentum") and len(self.lr) > 1:
+        if self.optimizer not in LR_OPTIMIZERS and len(self.lr) > 1:
             refuse(
                 "lr",
-                f"sweeps apply to sgd and momentum; {self.optimizer} chooses its own "
-                "steps (drop the extra learning rates).",
+                f"sweeps apply to {', '.join(LR_OPTIMIZERS[:-1])} and "
+                f"{LR_OPTIMIZERS[-1]}; {self.optimizer} chooses its own steps (drop "
+                "the extra learning rates).",
             )
         if (
             self.measure_microbatches > 1
@@ -323,8 +371,8 @@ class TrainConfig:
     # -- runs -----------------------------------------------------------------
     @property
     def uses_lr(self) -> bool:
-        """Whether `lr` matters (sgd and momentum)."""
-        return self.optimizer in ("sgd", "momentum")
+        """Whether `lr` matters (sgd, momentum, adam, adamw, lion)."""
+        return self.optimizer in LR_OPTIMIZERS
 
     def runs(self) -> list[tuple[float | None, int]]:
         """The (lr, seed) pairs this configuration trains, lr None where unused."""

@@ -9,11 +9,14 @@ property of this one function:
 - `loss`, `grad_norm` = ‖∇L‖;
 - `corridor_score` = ‖H∇L‖/‖∇L‖ and `predicted_drift` = (h²/2)‖H∇L‖, from one
   `corridors.hvp`;
-- `drift` = ‖(θ − h∇L) − φ(h)‖, one optimizer step of size h against the gradient
-  flow φ of L over time h, solved with `corridors.gradient_flow`. The solve runs in
-  rescaled coordinates u = (φ − θ)/c, c = h‖∇L‖, τ = t/h (the flow of
-  ψ(u) = h·L(θ + c·u)/c² over τ ∈ [0, 1]), so its tolerance is relative to the
-  displacement of the step and float32 keeps its digits;
+- `drift` = ‖(θ + u) − φ(t)‖, `corridors.step_drift` of the update u the optimizer
+  takes from θ on this batch (with its state: momentum, Adam's moments, the
+  schedule's position) against the gradient flow φ of L, at the step's own flow
+  time t = ⟨u, −∇L⟩/‖∇L‖² (`drift_time`; h for a GD step); `relative_drift` is
+  drift/‖u‖. `gd_drift` is the same for a plain GD step −h∇L at t = h (equal to
+  `drift` for the optimizers whose step is one: sgd, the corridor family). The
+  solves run in rescaled coordinates, so their tolerance is relative to the step's
+  displacement and float32 keeps its digits;
 - the SGD regularizer terms of `corridors.sgd_regularizers` with the measurement
   batch split into micro-batches (each with its own batch-norm statistics, as SGD
   batches have);
@@ -23,12 +26,12 @@ property of this one function:
 A solve that fails (the drift's flow hitting `flow_max_steps`, Lanczos not converging)
 is recorded as None with the reason under `<name>_error`, from its `RESULTS` status.
 
-h is the step the optimizer takes from θ on this batch: the fixed or scheduled
-learning rate, or the Polyak-type step computed from this batch's loss and gradient.
-For heavy-ball momentum it is the first step from rest, which is plain GD.
+h (`lr`) is the step size the optimizer uses from θ on this batch: the fixed or
+scheduled learning rate, or the Polyak-type step computed from this batch's loss
+and gradient. For a plain optax transform it is the `lr` given to `Measurer`, else
+the update's own flow time.
 """
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,10 +41,11 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from .. import _drift, _flows, _geometry
+from .. import _drift, _geometry
 from .._geometry import tree_norm
 from .._lanczos import lanczos_top
 from .._results import RESULTS, failed_if
+from .._step_drift import step_drift
 from ._config import MeasureOptions
 from ._network import Network, l2_penalty, normalize
 
@@ -71,48 +75,52 @@ def make_measure_loss(
     return measure_loss
 
 
-def rescaled_step_drift(
-    loss: Callable, params, grad, lr, args: tuple, options: MeasureOptions
+def optimizer_step_drift(
+    loss: Callable,
+    params,
+    grad,
+    update,
+    lr,
+    args: tuple,
+    options: MeasureOptions,
+    *,
+    gd_step: bool,
 ) -> dict:
-    """‖(θ − h∇L) − φ(h)‖ for the gradient flow φ of `loss` from θ = `params`, with
-    its status (`throw=False`: a failed solve is a `result`, never an error).
-
-    Solved in rescaled coordinates u = (φ − θ)/c, c = h‖∇L‖, τ = t/h: the flow of
-    ψ(u) = h·L(θ + c·u)/c² over τ ∈ [0, 1], whose tolerance is then relative to the
-    step's displacement. (`corridors.step_drift` is this solve in the core.)
-    """
-    grad_norm = tree_norm(grad)
-    scale = lr * grad_norm
-    moving = scale > 0
-    safe_scale = jnp.where(moving, scale, 1.0)
-    safe_lr = jnp.where(moving, lr, 1.0)
-
-    def psi(u, theta, scale, lr, *args):
-        return lr * loss(optax.tree.add_scale(theta, scale, u), *args) / scale**2
-
-    n = sum(leaf.size for leaf in jax.tree.leaves(params))
-    flow = _flows.gradient_flow(
-        psi,
-        jax.tree.map(jnp.zeros_like, params),
-        jnp.asarray([0.0, 1.0], jnp.float32),
-        (params, safe_scale, safe_lr, *args),
+    """`corridors.step_drift` of the optimizer's `update` and of the GD step −h∇L
+    (h = `lr`, at flow time h) from θ = `params`, with their statuses (`throw=False`:
+    a failed solve is a `result`, never an error). With `gd_step` the update is
+    that GD step, solved once."""
+    solve = dict(
         rtol=options.flow_tol,
-        atol=options.flow_tol / math.sqrt(n),
-        max_steps=options.flow_max_steps,
+        # The tolerance is relative to the step's displacement, as flow_tol says.
+        atol=float(jnp.finfo(jnp.float32).tiny),
         solver=getattr(diffrax, options.flow_solver.title())(),  # _names.FLOW_SOLVERS
+        max_steps=options.flow_max_steps,
         throw=False,
     )
-    u_flow = jax.tree.map(lambda leaf: leaf[-1], flow.params)
-    # The optimizer's step in the same coordinates: −h∇L/c = −∇L/‖∇L‖.
-    u_step = jax.tree.map(lambda g: -g / jnp.where(moving, grad_norm, 1.0), grad)
-    distance = tree_norm(optax.tree.sub(u_step, u_flow))
-    return {
-        "drift": jnp.where(moving, scale * distance, 0.0),
-        "relative_drift": jnp.where(moving, distance, 0.0),
-        "flow_steps": flow.stats["num_steps"],
-        "flow_evaluations": flow.stats.get("num_evaluations", flow.stats["num_steps"]),
-        "result": flow.result,
+    finite = jnp.isfinite(tree_norm(update))
+    update = jax.tree.map(lambda u: jnp.where(finite, u, 0.0), update)
+    taken = step_drift(loss, params, update, None, args, **solve)
+    result = RESULTS.where(finite, taken.result, RESULTS.nonfinite_loss)
+    out = {
+        "drift": taken.drift,
+        "relative_drift": taken.relative,
+        "drift_time": taken.time,
+        "flow_steps": taken.stats["num_steps"],
+        "flow_evaluations": taken.stats["num_evaluations"],
+        "result": result,
+        "gd_drift": taken.drift,
+        "gd_result": result,
     }
+    if not gd_step:
+        gd = step_drift(
+            loss, params, optax.tree.scale(-lr, grad), lr.astype(taken.drift.dtype),
+            args, **solve,
+        )  # fmt: skip
+        out.update(gd_drift=gd.drift, gd_result=gd.result)
+        out["flow_steps"] += gd.stats["num_steps"]
+        out["flow_evaluations"] += gd.stats["num_evaluations"]
+    return out
 
 
 def top_eigenvalue(loss: Callable, params, args: tuple, key, options: MeasureOptions):
@@ -149,12 +157,26 @@ def failure_message(where: str, result: RESULTS, hints: tuple) -> str | None:
 
 
 class Measurer:
-    """Jitted measurement functions for one network, loss and optimizer."""
+    """Jitted measurement functions for one network, loss and optimizer.
 
-    def __init__(self, loss: Callable, optimizer, options: MeasureOptions):
+    **Arguments:**
+
+    - `loss`: `loss(params, images, labels, batch_stats) -> scalar`.
+    - `optimizer`: an `Optimizer` of `make_optimizer`, or any optax transform (its
+      `update` gets `value=loss` where it takes extra arguments).
+    - `options`: the `MeasureOptions`.
+    - `lr`: for a plain optax transform, the step size h of the GD comparison
+      (`None`: the update's own flow time); an `Optimizer` reads its own.
+    """
+
+    def __init__(self, loss: Callable, optimizer, options: MeasureOptions, *, lr=None):
         self.loss = loss
         self.optimizer = optimizer
         self.options = options
+        self.lr = lr
+        tx = getattr(optimizer, "tx", optimizer)
+        self._tx = optax.with_extra_args_support(tx)
+        self._gd_step = getattr(optimizer, "gd_step", False)
         self._basic = jax.jit(self._basic_impl)
         self._drift = jax.jit(self._drift_impl)
         self._sharpness = jax.jit(self._sharpness_impl)
@@ -167,7 +189,17 @@ class Measurer:
         hessian_grad = _geometry.hvp(self.loss, params, grad, args)
         grad_norm = tree_norm(grad)
         hg_norm = tree_norm(hessian_grad)
-        lr = self.optimizer.next_lr(opt_state, params, loss, grad).astype(loss.dtype)
+        # The step the optimizer takes from here (its state is not advanced).
+        update, _ = self._tx.update(grad, opt_state, params, value=loss)
+        if hasattr(self.optimizer, "next_lr"):
+            lr = self.optimizer.next_lr(opt_state, params, loss, grad)
+        elif self.lr is not None:
+            lr = jnp.asarray(self.lr, jnp.float32)
+        else:
+            lr = _geometry.safe_ratio(
+                -optax.tree.vdot(update, grad), grad_norm**2
+            ).clip(0.0)
+        lr = lr.astype(loss.dtype)
         out = {
             "loss": loss,
             "grad_norm": grad_norm,
@@ -190,11 +222,14 @@ class Measurer:
             out["sgd_per_batch_grad_norm"] = jnp.where(
                 lr > 0, tree_norm(regs.per_batch_grad), 0.0
             )
-        return out, grad
+        return out, grad, update
 
-    def _drift_impl(self, params, batch_stats, images, labels, grad, lr):
+    def _drift_impl(self, params, batch_stats, images, labels, grad, update, lr):
         args = (images, labels, batch_stats)
-        return rescaled_step_drift(self.loss, params, grad, lr, args, self.options)
+        return optimizer_step_drift(
+            self.loss, params, grad, update, lr, args, self.options,
+            gd_step=self._gd_step,
+        )  # fmt: skip
 
     def _sharpness_impl(self, params, batch_stats, images, labels, key):
         args = (images, labels, batch_stats)
@@ -213,32 +248,39 @@ class Measurer:
     ) -> dict[str, Any]:
         """All measurements at `params`; a dict of Python floats (None where a
         solve failed, with the reason under `<name>_error`)."""
-        basic, grad = self._basic(params, batch_stats, opt_state, images, labels)
+        basic, grad, update = self._basic(
+            params, batch_stats, opt_state, images, labels
+        )
         record = {name: float(value) for name, value in basic.items()}
-        drift = self._drift(params, batch_stats, images, labels, grad, basic["lr"])
-        error = failure_message(
-            "gradient_flow",
-            drift.pop("result"),
+        drift = self._drift(
+            params, batch_stats, images, labels, grad, update, basic["lr"]
+        )
+        hints = (
             (
-                (
-                    RESULTS.max_steps_reached,
-                    f"the ODE solver hit max_steps={self.options.flow_max_steps} "
-                    "before the step's flow time; raise flow_max_steps or loosen "
-                    "flow_tol.",
-                ),
+                RESULTS.max_steps_reached,
+                f"the ODE solver hit max_steps={self.options.flow_max_steps} "
+                "before the step's flow time; raise flow_max_steps or loosen "
+                "flow_tol.",
             ),
         )
         record.update(
             flow_steps=int(drift["flow_steps"]),
             flow_evaluations=int(drift["flow_evaluations"]),
         )
+        error = failure_message("step_drift", drift["result"], hints)
         if error is None:
             record.update(
                 drift=float(drift["drift"]),
                 relative_drift=float(drift["relative_drift"]),
+                drift_time=float(drift["drift_time"]),
             )
         else:
             record.update(drift=None, drift_error=error)
+        error = failure_message("step_drift", drift["gd_result"], hints)
+        if error is None:
+            record["gd_drift"] = float(drift["gd_drift"])
+        else:
+            record.update(gd_drift=None, gd_drift_error=error)
         if sharpness_key is not None:
             value, result = self._sharpness(
                 params, batch_stats, images, labels, sharpness_key

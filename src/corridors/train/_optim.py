@@ -1,4 +1,6 @@
-"""The optimizers of `corridors.train`, all optax transforms taking `value=loss`.
+"""The optimizers of `corridors.train`, all optax transforms taking `value=loss`:
+optax's sgd (with momentum and Nesterov), adam, adamw and lion beside the corridor
+family (CLR, Polyak, SPS_max, Chebyshev and silver schedules).
 
 Fixed learning rates live in the optimizer state (`optax.inject_hyperparams`), so one
 compiled training step serves every learning rate of a sweep.
@@ -14,7 +16,7 @@ import optax
 
 from .. import lr as cr_lr
 from .._checks import InvalidInputError
-from ._names import OPTIMIZERS, POLYAK_FAMILY
+from ._names import ADAPTIVE, LR_OPTIMIZERS, OPTIMIZERS, POLYAK_FAMILY
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -26,16 +28,20 @@ class Optimizer:
     - `name`: one of `OPTIMIZERS`.
     - `tx`: the `optax.GradientTransformationExtraArgs`; call
       `tx.update(grads, state, params, value=loss)`.
-    - `uses_lr`: whether the fixed `lr` of a run matters (sgd, momentum).
+    - `uses_lr`: whether the fixed `lr` of a run matters (sgd, momentum, adam,
+      adamw, lion).
+    - `gd_step`: whether every update is a plain gradient step −h∇L (sgd without
+      momentum, the corridor family), so its drift is that of GD at the same h.
     """
 
     name: str
     tx: optax.GradientTransformationExtraArgs
     uses_lr: bool
+    gd_step: bool = True
     _schedule: Callable | None = None
 
     def init(self, params: Any, lr: float | None) -> Any:
-        """The optimizer state, with the run's learning rate set (sgd, momentum)."""
+        """The optimizer state, with the run's learning rate set (`uses_lr`)."""
         state = self.tx.init(params)
         if self.uses_lr:
             hyperparams = dict(state.hyperparams)
@@ -67,7 +73,12 @@ class Optimizer:
 def make_optimizer(
     name: str,
     *,
-    momentum: float = 0.9,
+    momentum: float | None = None,
+    nesterov: bool = False,
+    b1: float | None = None,
+    b2: float | None = None,
+    eps: float | None = None,
+    decoupled_weight_decay: float | None = None,
     max_lr: float | None = None,
     f_min: float = 0.0,
     sps_c: float = 0.5,
@@ -79,30 +90,82 @@ def make_optimizer(
 
     **Arguments:**
 
-    - `name`: "sgd", "momentum" (heavy ball, optax convention), "clr" (corridor
-      learning rate), "polyak" (Polyak step with `f_min`), "sps_max" (Loizou et al.,
-      needs `max_lr`), "chebyshev" (needs `spectrum` = (m, M) and `cycle` = T) or
-      "silver" (needs `smoothness` = L and `cycle` = T).
-    - `momentum`: β for "momentum".
+    - `name`: "sgd" (with `momentum`, optax's heavy ball), "momentum" (heavy ball,
+      optax convention, β = 0.9 by default), "adam", "adamw", "lion" (optax's, with
+      the run's learning rate), "clr" (corridor learning rate), "polyak" (Polyak step
+      with `f_min`), "sps_max" (Loizou et al., needs `max_lr`), "chebyshev" (needs
+      `spectrum` = (m, M) and `cycle` = T) or "silver" (needs `smoothness` = L and
+      `cycle` = T).
+    - `momentum`: β for "momentum" (default 0.9) and "sgd" (default none).
+    - `nesterov`: Nesterov momentum for "sgd" with `momentum` and "momentum".
+    - `b1`, `b2`, `eps`: of "adam", "adamw" and "lion" (no `eps`); `None`: optax's
+      defaults (adam/adamw 0.9, 0.999, 1e-8; lion 0.9, 0.99).
+    - `decoupled_weight_decay`: the decoupled decay of "adamw" and "lion" (`None`:
+      optax's 1e-4 and 1e-3); not the L2 term of the loss (`weight_decay` of a run).
     - `max_lr`: cap on the Polyak-type steps (the paper caps ImageNet at 10).
     - `f_min`, `sps_c`: Polyak's target value and SPS_max's constant c.
 
     **Returns:**
 
     An `Optimizer`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    from corridors.train import make_optimizer
+
+    adam = make_optimizer("adam", b2=0.99)
+    params = {"w": jnp.ones(2)}
+    state = adam.init(params, 1e-3)
+    update, state = adam.tx.update({"w": jnp.array([1.0, -2.0])}, state, params)
+    print(update["w"])  # [-0.001  0.001]
+    ```
     """
+    where = "make_optimizer"
     if name not in OPTIMIZERS:
         raise InvalidInputError(
-            f"make_optimizer: unknown optimizer {name!r}; choose one of "
-            f"{list(OPTIMIZERS)}."
+            f"{where}: unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}."
+        )
+    allowed = {"b1": ADAPTIVE, "b2": ADAPTIVE, "eps": ("adam", "adamw")}
+    given = {key: value for key, value in (("b1", b1), ("b2", b2), ("eps", eps))}
+    for key, value in given.items():
+        if value is not None and name not in allowed[key]:
+            raise InvalidInputError(
+                f"{where}: `{key}` applies to {', '.join(allowed[key])}, not {name!r}."
+            )
+    if decoupled_weight_decay is not None and name not in ("adamw", "lion"):
+        raise InvalidInputError(
+            f"{where}: `decoupled_weight_decay` applies to adamw and lion, not {name!r}."
+        )
+    if name == "momentum" and momentum is None:
+        momentum = 0.9
+    heavy_ball = name in ("sgd", "momentum") and momentum is not None
+    if nesterov and not heavy_ball:
+        raise InvalidInputError(
+            f"{where}: `nesterov` needs momentum (optimizer 'momentum', or 'sgd' with "
+            f"`momentum`), got {name!r}."
+        )
+    if name in LR_OPTIMIZERS:
+        static = ()
+        if name in ("sgd", "momentum"):
+            factory, options = optax.sgd, {"momentum": momentum, "nesterov": nesterov}
+            static = ("nesterov",)
+        else:
+            factory = getattr(optax, name)
+            options = {key: value for key, value in given.items() if value is not None}
+            if decoupled_weight_decay is not None:
+                options["weight_decay"] = decoupled_weight_decay
+        inject = optax.inject_hyperparams(
+            factory, static_args=static, hyperparam_dtype=jnp.float32
+        )
+        return Optimizer(
+            name,
+            inject(learning_rate=1.0, **options),
+            uses_lr=True,
+            gd_step=name in ("sgd", "momentum") and not heavy_ball,
         )
     inject = optax.inject_hyperparams(optax.sgd, hyperparam_dtype=jnp.float32)
-    if name == "sgd":
-        return Optimizer(name, inject(learning_rate=1.0), uses_lr=True)
-    if name == "momentum":
-        return Optimizer(
-            name, inject(learning_rate=1.0, momentum=momentum), uses_lr=True
-        )
     if name == "clr":
         return Optimizer(name, cr_lr.clr(max_lr=max_lr), uses_lr=False)
     if name == "polyak":

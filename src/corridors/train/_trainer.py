@@ -72,6 +72,11 @@ class Trainer:
         self.optimizer = make_optimizer(
             config.optimizer,
             momentum=config.momentum,
+            nesterov=config.nesterov,
+            b1=config.b1,
+            b2=config.b2,
+            eps=config.eps,
+            decoupled_weight_decay=config.decoupled_weight_decay,
             max_lr=config.max_lr,
             f_min=config.f_min,
             sps_c=config.sps_c,

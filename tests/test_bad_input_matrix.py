@@ -27,7 +27,10 @@ import corridors as cr
 KINDS = ("nan", "inf", "none", "str", "complex", "shape", "type", "range", "loss")
 DTYPES = ("float64", "float32")
 MODES = ("eager", "jit")
-HEAVY = {"gradient_flow", "measure_drift", "sweep_drift"}
+HEAVY = {
+    "gradient_flow", "measure_drift", "sweep_drift", "modified_flow", "principal_flow",
+    "central_flow", "sgd_sde", "step_drift", "block_sharpness", "sgd_paths",
+}  # fmt: skip
 
 
 def quadratic(params, *args):
@@ -418,6 +421,319 @@ def _calls():
     add(
         "method_info", "method", bad_method, lambda v, d: (cr.method_info, (v,), {}),
         ("none", "str", "complex", "type", "range"),
+    )  # fmt: skip
+
+    # -- spectrum --------------------------------------------------------------------
+    def key_maker(kind, d):
+        return {
+            "none": None, "type": 0, "str": "key", "shape": np.zeros(3, np.uint32),
+        }.get(kind)  # fmt: skip
+
+    def spectral(fn, **fixed):
+        def make(v, d, **over):
+            values = {"loss": q, "p": good(d), "args": (), **fixed}
+            values.update(over)
+            loss, p, args = values.pop("loss"), values.pop("p"), values.pop("args")
+            if (
+                "key" in values
+                and isinstance(values["key"], str)
+                and values["key"] == "good"
+            ):
+                values["key"] = jax.random.key(0)
+            return fn, (loss, p, args), values
+
+        return make
+
+    for fname, fixed in (
+        ("hessian_trace", {"key": "good", "n_samples": 3}),
+        ("hessian_density", {"key": "good", "n_samples": 2, "order": 2, "grid": 8}),
+        ("block_sharpness", {}),
+    ):
+        base = spectral(getattr(cr, fname), **fixed)
+        loss_case(fname, lambda v, d, base=base: base(v, d, loss=v))
+        params_arg(fname, "params", lambda v, d, base=base: base(v, d, p=v))
+        if fname == "hessian_trace":  # one compile each: the other two share the code
+            args_arg(fname, lambda v, d, base=base: base(v, d, args=(v,)))
+        add(
+            fname, "key", key_maker, lambda v, d, base=base: base(v, d, key=v),
+            ("type", "str", "shape") + (("none",) if fixed else ()),
+        )  # fmt: skip
+    for fname in ("hessian_trace", "hessian_density"):
+        base = spectral(getattr(cr, fname), **(
+            {"key": "good", "n_samples": 3} if fname == "hessian_trace"
+            else {"key": "good", "n_samples": 2, "order": 2, "grid": 8}
+        ))  # fmt: skip
+        add(
+            fname, "n_samples", lambda kind, d: bad_int(kind, d, low=0, high=None),
+            lambda v, d, base=base: base(v, d, n_samples=v),
+            ("nan", "none", "str", "complex", "type", "range", "shape"),
+        )  # fmt: skip
+    trace = spectral(cr.hessian_trace, key="good", n_samples=3)
+    add(
+        "hessian_trace", "method", bad_method,
+        lambda v, d: trace(v, d, method=v), ("none", "str", "complex", "type", "range"),
+    )  # fmt: skip
+    density = spectral(
+        cr.hessian_density, key="good", n_samples=2, order=2, grid=8
+    )  # fmt: skip
+    add(
+        "hessian_density", "order",
+        lambda kind, d: {"range": 7, "type": 1.5, "str": "2", "none": None, "complex": 2j}.get(kind),
+        lambda v, d: density(v, d, order=v), ("range", "type", "str", "none", "complex"),
+    )  # fmt: skip
+    add(
+        "hessian_density", "sigma", bad_scalar, lambda v, d: density(v, d, sigma=v),
+        ("nan", "inf", "str", "complex", "shape", "type", "range"),
+    )  # fmt: skip
+    add(
+        "hessian_density", "grid",
+        lambda kind, d: {"range": 1, "shape": np.zeros((2, 2), d), "str": "grid", "type": _Bad()}.get(kind),
+        lambda v, d: density(v, d, grid=v), ("range", "shape", "str", "type"),
+    )  # fmt: skip
+    blocks = spectral(cr.block_sharpness)
+    add(
+        "block_sharpness", "is_leaf", lambda kind, d: {"str": "leaf", "type": _Bad()}.get(kind),
+        lambda v, d: blocks(v, d, is_leaf=v), ("str", "type"),
+    )  # fmt: skip
+    add(
+        "block_sharpness", "which", lambda kind, d: {"str": "nope", "none": None, "range": 3}.get(kind),
+        lambda v, d: blocks(v, d, which=v), ("str", "none", "range"),
+    )  # fmt: skip
+    add(
+        "block_sharpness", "tol", bad_scalar, lambda v, d: blocks(v, d, tol=v),
+        ("nan", "inf", "str", "complex", "shape", "type", "range"),
+    )  # fmt: skip
+    add(
+        "block_sharpness", "max_iter", lambda kind, d: bad_int(kind, d, low=0, high=None),
+        lambda v, d: blocks(v, d, max_iter=v), ("str", "complex", "type", "range"),
+    )  # fmt: skip
+
+    # -- modified, principal and central flows (eager only: HEAVY) --------------------
+    def flow_of(fn, **fixed):
+        def make(v, d, **over):
+            values = {
+                "loss": q, "p": good(d), "ts": np.linspace(0.0, 1.0, 5).astype(d),
+                "lr": 0.1, **fixed,
+            }  # fmt: skip
+            values.update(over)
+            positional = tuple(values.pop(k) for k in ("loss", "p", "ts", "lr"))
+            return fn, positional, values
+
+        return make
+
+    for fname in ("modified_flow", "principal_flow", "central_flow"):
+        base = flow_of(getattr(cr, fname))
+        loss_case(fname, lambda v, d, base=base: base(v, d, loss=v))
+        params_arg(fname, "params0", lambda v, d, base=base: base(v, d, p=v))
+        # Complex `ts` is accepted (cast with a ComplexWarning) and runs the whole
+        # solve (seconds): left out for its cost, not for passing.
+        add(
+            fname, "ts", bad_ts, lambda v, d, base=base: base(v, d, ts=v),
+            ("nan", "inf", "none", "str", "shape", "type", "range"),
+        )  # fmt: skip
+        add(
+            fname, "lr", bad_scalar, lambda v, d, base=base: base(v, d, lr=v),
+            ("nan", "inf", "none", "str", "complex", "type", "range"),
+        )  # fmt: skip
+        add(
+            fname, "max_steps", lambda kind, d: bad_int(kind, d, low=0, high=None),
+            lambda v, d, base=base: base(v, d, max_steps=v),
+            ("none", "str", "type", "range"),
+        )  # fmt: skip
+    modified = flow_of(cr.modified_flow)
+    add(
+        "modified_flow", "order",
+        lambda kind, d: {"range": 7, "type": 1.5, "str": "2", "none": None, "complex": 2j}.get(kind),
+        lambda v, d: modified(v, d, order=v), ("range", "type", "str", "none", "complex"),
+    )  # fmt: skip
+    add(
+        "modified_flow", "rtol", lambda kind, d: bad_scalar(kind, d, low=-1e-8),
+        lambda v, d: modified(v, d, rtol=v), ("nan", "str", "range"),
+    )  # fmt: skip
+    principal = flow_of(cr.principal_flow)
+    add(
+        "principal_flow", "rank",
+        lambda kind, d: {"range": -1, "type": 1.5, "str": "1", "complex": 1j}.get(kind),
+        lambda v, d: principal(v, d, rank=v), ("range", "type", "str", "complex"),
+    )  # fmt: skip
+    add(
+        "principal_flow", "series_order",
+        lambda kind, d: {"range": 0, "type": 2.5, "str": "3", "none": None}.get(kind),
+        lambda v, d: principal(v, d, series_order=v), ("range", "type", "str", "none"),
+    )  # fmt: skip
+    central = flow_of(cr.central_flow)
+    add(
+        "central_flow", "k",
+        lambda kind, d: {"range": 3, "type": 1.5, "str": "2", "none": None}.get(kind),
+        lambda v, d: central(v, d, k=v), ("range", "type", "str", "none"),
+    )  # fmt: skip
+    add(
+        "central_flow", "relaxation", bad_scalar, lambda v, d: central(v, d, relaxation=v),
+        ("nan", "inf", "none", "str", "complex", "type", "range"),
+    )  # fmt: skip
+
+    # -- SGD paths, the SME and their weak error --------------------------------------
+    def sq_loss(w, batch):
+        return 0.5 * jnp.mean((batch[0] @ w - batch[1]) ** 2)
+
+    def data_of(d):
+        xs = np.linspace(-1.0, 1.0, 4).astype(d)[:, None]
+        return xs, 2.0 * xs[:, 0]
+
+    def bad_data(kind, d):
+        xs, ys = data_of(d)
+        return {
+            "nan": (xs * np.nan, ys), "inf": (xs, ys * np.inf), "none": None,
+            "str": "data", "complex": (xs.astype(complex), ys), "shape": (xs, ys[:3]),
+            "type": _Bad(),
+        }.get(kind)  # fmt: skip
+
+    def stochastic(fn, positional, **fixed):
+        def make(v, d, **over):
+            values = {
+                "loss": sq_loss, "p": np.zeros(1, d), "ts": np.linspace(0.0, 0.2, 3).astype(d),
+                "lr": 0.1, "data": data_of(d), "key": "good", **fixed,
+            }  # fmt: skip
+            values.update(over)
+            if isinstance(values["key"], str) and values["key"] == "good":
+                values["key"] = jax.random.key(0)
+            if "ts" not in positional:
+                del values["ts"]
+            return fn, tuple(values.pop(k) for k in positional), values
+
+        return make
+
+    sde = stochastic(
+        cr.sgd_sde, ("loss", "p", "ts", "lr", "data"), batch_size=2, n_paths=2
+    )  # fmt: skip
+    runs = stochastic(
+        cr.sgd_paths, ("loss", "p", "lr", "data"), batch_size=2, n_steps=2, n_paths=2
+    )  # fmt: skip
+    for fname, base in (("sgd_sde", sde), ("sgd_paths", runs)):
+        loss_case(fname, lambda v, d, base=base: base(v, d, loss=v))
+        params_arg(fname, "params0", lambda v, d, base=base: base(v, d, p=v))
+        # sgd_sde takes float(lr): lr="0.1" is accepted and runs the SDE solve (seconds),
+        # left out for its cost.
+        add(
+            fname, "lr", bad_scalar, lambda v, d, base=base: base(v, d, lr=v),
+            ("nan", "inf", "none", "complex", "shape", "type", "range")
+            + (("str",) if fname == "sgd_paths" else ()),
+        )  # fmt: skip
+        add(fname, "data", bad_data, lambda v, d, base=base: base(v, d, data=v),
+            ("nan", "inf", "none", "str", "complex", "shape", "type"))  # fmt: skip
+        add(
+            fname, "batch_size",
+            lambda kind, d: {"range": 5, "type": 2.5, "str": "2", "none": None, "nan": float("nan")}.get(kind),
+            lambda v, d, base=base: base(v, d, batch_size=v),
+            ("range", "type", "str", "none", "nan"),
+        )  # fmt: skip
+        add(fname, "key", key_maker, lambda v, d, base=base: base(v, d, key=v),
+            ("none", "type", "str", "shape"))  # fmt: skip
+        add(
+            fname, "n_paths", lambda kind, d: bad_int(kind, d, low=0, high=None),
+            lambda v, d, base=base: base(v, d, n_paths=v),
+            ("none", "str", "type", "range"),
+        )  # fmt: skip
+    add("sgd_sde", "ts", bad_ts, lambda v, d: sde(v, d, ts=v))
+    add(
+        "sgd_sde", "order",
+        lambda kind, d: {"range": 7, "type": 1.5, "str": "1", "none": None}.get(kind),
+        lambda v, d: sde(v, d, order=v), ("range", "type", "str", "none"),
+    )  # fmt: skip
+    add(
+        "sgd_sde", "dt",
+        lambda kind, d: {"range": 1.0, "nan": float("nan"), "inf": float("inf"), "type": _Bad(), "complex": 0.01j}.get(kind),
+        lambda v, d: sde(v, d, dt=v), ("range", "nan", "inf", "type", "complex"),
+    )  # fmt: skip
+    add(
+        "sgd_sde", "noise_examples",
+        lambda kind, d: {"range": 5, "type": 2.5, "str": "2"}.get(kind),
+        lambda v, d: sde(v, d, noise_examples=v), ("range", "type", "str"),
+    )  # fmt: skip
+    add(
+        "sgd_sde", "solver", lambda kind, d: {"str": "heun", "type": _Bad()}.get(kind),
+        lambda v, d: sde(v, d, solver=v), ("str", "type"),
+    )  # fmt: skip
+    add(
+        "sgd_paths", "n_steps", lambda kind, d: bad_int(kind, d, low=-1, high=None),
+        lambda v, d: runs(v, d, n_steps=v), ("nan", "none", "str", "complex", "type"),
+    )  # fmt: skip
+    add(
+        "sgd_paths", "every", lambda kind, d: bad_int(kind, d, low=0, high=None),
+        lambda v, d: runs(v, d, every=v), ("none", "str", "type", "range"),
+    )  # fmt: skip
+
+    def paths_of(d, times=3):
+        ts = (0.1 * np.arange(times)).astype(d)
+        params = np.zeros((2, times, 1), d)
+        loss = np.ones((2, times), d)
+        return cr.Paths(
+            ts, params, loss, loss.mean(0), params.mean(0), np.zeros(times, d), {},
+            cr.RESULTS.successful,
+        )  # fmt: skip
+
+    def bad_paths(kind, d):
+        return {
+            "none": None, "str": "paths", "type": _Bad(), "shape": paths_of(d, 4),
+        }.get(kind)  # fmt: skip
+
+    def weak(v, d, **over):
+        values = {"sgd": paths_of(d), "sme": paths_of(d), "f": "loss", **over}
+        return (
+            cr.weak_error,
+            (values.pop("sgd"), values.pop("sme"), values.pop("f")),
+            values,
+        )
+
+    add("weak_error", "sgd", bad_paths, lambda v, d: weak(v, d, sgd=v),
+        ("none", "str", "type", "shape"))  # fmt: skip
+    add("weak_error", "sme", bad_paths, lambda v, d: weak(v, d, sme=v),
+        ("none", "str", "type", "shape"))  # fmt: skip
+    add(
+        "weak_error", "f", lambda kind, d: {"str": "nope", "type": _Bad(), "none": None}.get(kind),
+        lambda v, d: weak(v, d, f=v), ("str", "type", "none"),
+    )  # fmt: skip
+    add(
+        "weak_error", "level",
+        lambda kind, d: {
+            "nan": float("nan"), "inf": float("inf"), "none": None, "str": "0.9",
+            "complex": 0.9 + 0j, "type": _Bad(), "range": 1.5,
+        }.get(kind),
+        lambda v, d: weak(v, d, level=v),
+        ("nan", "inf", "none", "str", "complex", "type", "range"),
+    )  # fmt: skip
+
+    # -- step drift (eager only: HEAVY) ------------------------------------------------
+    def drift(v, d, **over):
+        values = {"loss": q, "p": good(d), "u": -0.1 * good(d), **over}
+        positional = (values.pop("loss"), values.pop("p"), values.pop("u"))
+        return cr.step_drift, positional, values
+
+    loss_case("step_drift", lambda v, d: drift(v, d, loss=v))
+    params_arg("step_drift", "params", lambda v, d: drift(v, d, p=v))
+    add(
+        "step_drift", "update",
+        lambda kind, d: np.zeros(3, d) if kind == "shape" else bad_params(kind, d),
+        lambda v, d: drift(v, d, u=v),
+        ("nan", "inf", "none", "str", "complex", "type", "shape"),
+    )  # fmt: skip
+    add(
+        "step_drift", "time",
+        lambda kind, d: "far" if kind == "str" else bad_scalar(kind, d),
+        lambda v, d: drift(v, d, time=v),  # a complex time runs the solve: left out
+        ("nan", "inf", "str", "shape", "type", "range"),
+    )  # fmt: skip
+    add(
+        "step_drift", "rtol", lambda kind, d: bad_scalar(kind, d, low=-1e-8),
+        lambda v, d: drift(v, d, rtol=v), ("nan", "inf", "str", "complex", "type", "range"),
+    )  # fmt: skip
+    add(
+        "step_drift", "max_steps", lambda kind, d: bad_int(kind, d, low=0, high=None),
+        lambda v, d: drift(v, d, max_steps=v), ("none", "str", "type", "range"),
+    )  # fmt: skip
+    add(
+        "step_drift", "solver", lambda kind, d: {"str": "dopri8", "type": diffrax.Euler()}.get(kind),
+        lambda v, d: drift(v, d, solver=v), ("str", "type"),
     )  # fmt: skip
     return specs
 

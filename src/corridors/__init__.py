@@ -2,7 +2,7 @@
 
 import importlib
 
-from . import landscapes, lr, testing, train
+from . import landscapes, lr, train
 from ._central import CentralFlow, central_flow
 from ._checks import InvalidInputError
 from ._drift import (

@@ -241,7 +241,8 @@ def central_flow(
 
     loss = lambda w: 0.5 * (w[0] * w[1] - 2.0) ** 2 + 0.05 * w[0] ** 2
     flow = cr.central_flow(loss, jnp.array([4.0, 0.2]), jnp.linspace(0.0, 8.0, 5), 0.25)
-    print(bool(flow.sharpness.max() <= 2 / 0.25 * (1 + 1e-3)))  # True
+    # starts past the edge (sharpness 16 > 2/h = 8); below it at the next saved time
+    print(bool(flow.sharpness[1:].max() <= 2 / 0.25 * (1 + 1e-3)))  # True
     ```
     """
     where = "central_flow"

@@ -163,7 +163,8 @@ def modified_flow(
     x0, h = jnp.array([0.5, -0.3]), 0.05
     step = cr.gd(loss, x0, h, 1)[1]
     flow = cr.modified_flow(loss, x0, jnp.array([0.0, h]), h, order=3).params[1]
-    print(float(jnp.linalg.norm(step - flow)) < 1e-8)  # True
+    # one GD step matches the order-3 modified flow to O(h⁵) (float32 round-off here)
+    print(float(jnp.linalg.norm(step - flow)) < 1e-6)  # True
     ```
     """
     where = "modified_flow"

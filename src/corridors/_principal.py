@@ -147,7 +147,8 @@ def principal_flow(
     loss = lambda x: 0.5 * x @ a @ x
     x0, h = jnp.array([1.0, 1.0]), 0.1
     flow = cr.principal_flow(loss, x0, h * jnp.arange(4.0), h)
-    print(float(jnp.abs(flow.params - cr.gd(loss, x0, h, 3)).max()) < 1e-9)  # True
+    # exact on a quadratic: equal up to float32 round-off
+    print(float(jnp.abs(flow.params - cr.gd(loss, x0, h, 3)).max()) < 1e-4)  # True
     ```
     """
     where = "principal_flow"

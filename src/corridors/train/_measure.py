@@ -39,12 +39,10 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import optax
-from jax.flatten_util import ravel_pytree
 
 from .. import _drift, _geometry
 from .._geometry import tree_norm
-from .._lanczos import lanczos_top
-from .._results import RESULTS, failed_if
+from .._results import RESULTS
 from .._step_drift import step_drift
 from ._config import MeasureOptions
 from ._network import Network, l2_penalty, normalize
@@ -124,25 +122,20 @@ def optimizer_step_drift(
 
 
 def top_eigenvalue(loss: Callable, params, args: tuple, key, options: MeasureOptions):
-    """(λ_max of the Hessian of `loss` at `params`, the Lanczos status): the estimate
-    of `corridors.sharpness` with k = 1, returning non-convergence as
-    `RESULTS.not_converged` instead of raising."""
-    flat, unravel = ravel_pytree(params)
-
-    def matvec(vector):
-        return ravel_pytree(_geometry.hvp(loss, params, unravel(vector), args))[0]
-
-    start_key, restart_key = jax.random.split(key)
-    top = lanczos_top(
-        matvec,
-        jax.random.normal(start_key, flat.shape, flat.dtype),
-        k=1,
+    """(λ_max of the Hessian of `loss` at `params`, the solver status): the estimate
+    of `corridors.sharpness` with k = 1, non-convergence returned as
+    `RESULTS.not_converged` instead of raised."""
+    n = sum(leaf.size for leaf in jax.tree.leaves(params))
+    top = _geometry.sharpness(
+        loss,
+        params,
+        args,
+        key=key,
         tol=options.sharpness_tol,
-        max_iter=min(options.sharpness_iters, flat.size),
-        min_iter=min(flat.size, 9),  # as corridors.sharpness for k = 1
-        key=restart_key,
+        max_iter=min(options.sharpness_iters, n),
+        throw=False,
     )
-    return top.eigenvalues[0], failed_if(~top.converged, RESULTS.not_converged)
+    return top.eigenvalues[0], top.result
 
 
 def failure_message(where: str, result: RESULTS, hints: tuple) -> str | None:

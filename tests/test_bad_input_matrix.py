@@ -757,7 +757,18 @@ def _cases():
                     short.append((fname, arg, sub, *combos[len(short) % 4]))
     # Each jitted flow solve compiles diffrax anew (~1 s of CPU): the flows run
     # eagerly only (their checks are the same code with concrete values).
-    return [c for c in short if not (c[0] in HEAVY and c[4] == "jit")]
+    # None is no longer bad input for a flow's tolerances: it is their documented
+    # default (chosen by dtype). Dropped after the slots are dealt, so the dtype/mode of
+    # every other case (and the keys of KNOWN_FAILURES) stay as they were.
+    default_none = {
+        ("gradient_flow", "rtol", "none"),
+        ("gradient_flow", "atol", "none"),
+    }
+    return [
+        c
+        for c in short
+        if not (c[0] in HEAVY and c[4] == "jit") and c[:3] not in default_none
+    ]
 
 
 CASES = _cases()
@@ -1091,6 +1102,141 @@ KNOWN_FAILURES: dict[tuple, str] = {
         "float32",
         "eager",
     ): "raw TypeError naming no argument",
+    # -- the spectrum, modified/principal/central flows, SGD paths and the SME --
+    ("hessian_trace", "params", "nan", "float32", "jit"): "accepted: no error",
+    (
+        "hessian_trace",
+        "params",
+        "str",
+        "float32",
+        "eager",
+    ): "raw TypeError naming no argument",
+    (
+        "hessian_trace",
+        "params",
+        "type",
+        "float64",
+        "eager",
+    ): "raw TypeError naming no argument",
+    ("hessian_trace", "args", "nan", "float64", "jit"): "silent NaN/Inf result",
+    ("hessian_trace", "args", "inf", "float32", "eager"): "silent NaN/Inf result",
+    ("hessian_density", "params", "inf", "float64", "jit"): "accepted: no error",
+    (
+        "hessian_density",
+        "params",
+        "str",
+        "float32",
+        "jit",
+    ): "raw TypeError naming no argument",
+    (
+        "hessian_density",
+        "params",
+        "type",
+        "float64",
+        "jit",
+    ): "raw TypeError naming no argument",
+    (
+        "hessian_density",
+        "grid",
+        "str",
+        "float32",
+        "jit",
+    ): "raw TypeError naming no argument",
+    (
+        "hessian_density",
+        "grid",
+        "type",
+        "float64",
+        "eager",
+    ): "raw TypeError naming no argument",
+    (
+        "modified_flow",
+        "ts",
+        "none",
+        "float64",
+        "eager",
+    ): "message does not name the function",
+    (
+        "principal_flow",
+        "params0",
+        "str",
+        "float64",
+        "eager",
+    ): "raw TypeError naming no argument",
+    (
+        "principal_flow",
+        "params0",
+        "type",
+        "float32",
+        "eager",
+    ): "raw TypeError naming no argument",
+    (
+        "principal_flow",
+        "ts",
+        "str",
+        "float32",
+        "eager",
+    ): "message does not name the function",
+    (
+        "principal_flow",
+        "ts",
+        "type",
+        "float64",
+        "eager",
+    ): "raw TypeError naming no argument",
+    (
+        "central_flow",
+        "ts",
+        "none",
+        "float32",
+        "eager",
+    ): "message does not name the function",
+    ("sgd_sde", "data", "str", "float32", "eager"): "raw TypeError naming no argument",
+    ("sgd_sde", "ts", "str", "float32", "eager"): "message does not name the function",
+    (
+        "sgd_paths",
+        "lr",
+        "shape",
+        "float64",
+        "eager",
+    ): "raw TypeError naming no argument",
+    (
+        "sgd_paths",
+        "data",
+        "complex",
+        "float64",
+        "eager",
+    ): "message does not name the argument",
+    (
+        "sgd_paths",
+        "data",
+        "type",
+        "float32",
+        "eager",
+    ): "raw TypeError naming no argument",
+    (
+        "sgd_paths",
+        "key",
+        "none",
+        "float64",
+        "eager",
+    ): "message does not name the function",
+    ("sgd_paths", "key", "str", "float32", "eager"): "raw TypeError naming no argument",
+    (
+        "weak_error",
+        "f",
+        "str",
+        "float64",
+        "jit",
+    ): "raw TracerArrayConversionError: host-side np.asarray(ts) before `f` is checked",
+    ("weak_error", "f", "type", "float32", "eager"): "raw TypeError naming no argument",
+    (
+        "weak_error",
+        "f",
+        "none",
+        "float32",
+        "jit",
+    ): "raw TracerArrayConversionError: host-side np.asarray(ts) before `f` is checked",
 }
 
 

@@ -91,6 +91,10 @@ def test_central_flow_bad_input():
 
 
 @pytest.mark.slow
+@pytest.mark.skip(
+    reason="never run to completion yet (one field evaluation ~0.85 s on CPU, the "
+    "300-step run ~45 min): its 25% band is unmeasured; enable once it has been run"
+)
 def test_gd_at_the_edge_of_stability_follows_the_central_flow():
     """Digits, tanh MLP (64, 32, 32, 10), 200 samples, lr = 0.6 (2/lr = 3.33), 300 steps.
 

@@ -360,7 +360,10 @@ def _sgd_sde(
             grid[0],
             grid[-1],
             tol,
-            (jax.tree.leaves(noise_data)[0].shape[0],),
+            # In the state's dtype: a float64 tree would not fit a float32 state.
+            jax.ShapeDtypeStruct(
+                (jax.tree.leaves(noise_data)[0].shape[0],), grid.dtype
+            ),
             bm_key,
             levy_area=levy,
         )

@@ -234,7 +234,9 @@ def test_diverging_paths_raise_or_report(model):
     options = dict(
         batch_size=2, n_steps=400, key=jax.random.key(0), n_paths=2, every=400
     )
-    with pytest.raises(RUNTIME_ERRORS, match="sgd_paths: The iterates became NaN or Inf"):
+    with pytest.raises(
+        RUNTIME_ERRORS, match="sgd_paths: The iterates became NaN or Inf"
+    ):
         cr.sgd_paths(model.example_loss, model.params0, 5.0, model.data, **options)
     runs = cr.sgd_paths(
         model.example_loss, model.params0, 5.0, model.data, throw=False, **options

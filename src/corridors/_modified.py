@@ -18,6 +18,7 @@ from ._checks import (
     check_steps,
     checked_params,
     float_dtype,
+    resolved_tolerances,
     traced_floats,
 )
 from ._flows import (
@@ -98,12 +99,11 @@ def flow_inputs(
     args = traced_floats(args)
     ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
     lr = jnp.asarray(check_positive(where, "lr", lr), ts.dtype)
-    for name, tol in (("rtol", rtol), ("atol", atol)):
-        check_positive(where, name, tol)
+    rtol, atol = resolved_tolerances(where, ts.dtype, rtol, atol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     solver = default_solver(solver)
     check_throw(where, throw)
-    return params0, ts, lr, args, max_steps, solver
+    return params0, ts, lr, args, rtol, atol, max_steps, solver
 
 
 def modified_flow(
@@ -114,8 +114,8 @@ def modified_flow(
     args: tuple = (),
     *,
     order: int = 1,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 100_000,
     solver: diffrax.AbstractSolver | str | None = None,
     dense: bool = False,
@@ -169,7 +169,7 @@ def modified_flow(
     """
     where = "modified_flow"
     order = _check_order(where, order)
-    params0, ts, lr, args, max_steps, solver = flow_inputs(
+    params0, ts, lr, args, rtol, atol, max_steps, solver = flow_inputs(
         where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver, throw
     )
     return _modified_flow(

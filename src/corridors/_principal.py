@@ -84,8 +84,8 @@ def principal_flow(
     *,
     rank: int | None = None,
     series_order: int = 3,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 100_000,
     solver: diffrax.AbstractSolver | str | None = None,
     throw: bool = True,
@@ -152,7 +152,7 @@ def principal_flow(
     ```
     """
     where = "principal_flow"
-    params0, ts, lr, args, max_steps, solver = flow_inputs(
+    params0, ts, lr, args, rtol, atol, max_steps, solver = flow_inputs(
         where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver, throw
     )
     n = sum(leaf.size for leaf in jax.tree.leaves(params0))

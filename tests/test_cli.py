@@ -153,13 +153,23 @@ def test_a_diverging_run_is_a_one_line_error_not_a_traceback(tmp_path, capsys):
     assert "NaN or Inf" in assert_one_line_error(capsys.readouterr().err)
 
 
-def test_one_line_keeps_the_library_message_of_an_equinox_error():
-    text = (
-        "Above is the stack outside of JIT.\n  File x\n\n"
-        "equinox.EquinoxRuntimeError: gd: the iterates became NaN or Inf.\n\n"
-        "---\nAn error occurred during the runtime of your JAX program.\n"
-    )
-    assert one_line(RuntimeError(text)) == "gd: the iterates became NaN or Inf."
+def test_a_failed_status_becomes_a_usage_error_with_its_message():
+    # Commands learn of failures from `.result`; a batch names how many failed.
+    import jax
+    import jax.numpy as jnp
+
+    from corridors.cli._options import UsageError, refuse_failure
+
+    refuse_failure(corridors.RESULTS.successful, "gd")  # nothing to refuse
+    with pytest.raises(UsageError, match=r"^gd: The iterates became NaN or Inf"):
+        refuse_failure(corridors.RESULTS.diverged, "gd")
+    batch = jax.vmap(
+        lambda ok: corridors.RESULTS.where(
+            ok, corridors.RESULTS.successful, corridors.RESULTS.nonfinite_loss
+        )
+    )(jnp.array([True, False, False]))
+    with pytest.raises(UsageError, match=r"^SGD \(2 of 3\): The loss or its gradient"):
+        refuse_failure(batch, "SGD")
     assert one_line(ValueError("first\nsecond")) == "first"
 
 

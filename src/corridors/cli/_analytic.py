@@ -17,6 +17,8 @@ import numpy as np
 import corridors as cr
 from corridors.landscapes import Cone, Quadratic
 
+from ._options import refuse_failure
+
 LRS = tuple(1.0 / k for k in (16, 32, 64, 128, 256))
 HORIZON = 1.0
 CONE_STEPS = 32
@@ -54,7 +56,9 @@ def distances_to_flow(
         method=method,
         beta=beta,
         reference=landscape.exact_flow,
+        throw=False,
     )
+    refuse_failure(drift.result, f"{method} at lr {lr:g} ({n_steps} steps)")
     return np.asarray(drift.distance)
 
 

@@ -31,6 +31,7 @@ from corridors.train import (
     mlp_loss,
 )
 
+from ._options import refuse_failure
 from ._report import downsample
 
 
@@ -137,7 +138,8 @@ def run(stage: Callable[[str], None], data: Features, settings: Settings, seed: 
 
     stage("network: GD vs gradient flow along training")
     lr, n = settings.lr, settings.train_steps
-    drift = cr.measure_drift(mlp_loss, params0, lr, n, args)
+    drift = cr.measure_drift(mlp_loss, params0, lr, n, args, throw=False)
+    refuse_failure(drift.result, f"GD at lr {lr:g} ({n} steps)")
     keep = downsample(n + 1, 300)
 
     stage("network: corridor score along training")
@@ -161,8 +163,15 @@ def run(stage: Callable[[str], None], data: Features, settings: Settings, seed: 
 
     stage("network: drift vs lr (one shared flow solve)")
     sweep = cr.sweep_drift(
-        mlp_loss, params0, settings.sweep_lrs, settings.horizon, args, batch_size=4
+        mlp_loss,
+        params0,
+        settings.sweep_lrs,
+        settings.horizon,
+        args,
+        batch_size=4,
+        throw=False,
     )
+    refuse_failure(sweep.result, "the drift sweep")
     distances = np.asarray(sweep)
     sweep_result = {
         "horizon": settings.horizon,

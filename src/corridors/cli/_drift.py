@@ -24,6 +24,7 @@ from ._options import (
     existing_folder,
     positive_float,
     positive_int,
+    refuse_failure,
     unit_interval,
 )
 
@@ -307,11 +308,9 @@ def run(options: argparse.Namespace) -> int:
                     beta=options.beta,
                     throw=False,
                 )
-                if drift.result != cr.RESULTS.successful:
-                    raise UsageError(
-                        f"{method} at lr {lr:g} ({steps[lr]} steps): "
-                        f"{cr.RESULTS[drift.result]}"
-                    )
+                refuse_failure(
+                    drift.result, f"{method} at lr {lr:g} ({steps[lr]} steps)"
+                )
                 distance = np.asarray(drift.distance)
                 keep = downsample(distance.size)
                 runs.append(
@@ -539,7 +538,7 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
                 n_steps=steps[lr], every=steps[lr], key=jax.random.fold_in(key_sgd, i),
                 n_paths=n_paths, throw=False,
             )  # fmt: skip
-            _refuse_failure(cr, sgd, f"SGD at lr {lr:g} ({steps[lr]} steps)")
+            refuse_failure(sgd.result, f"SGD at lr {lr:g} ({steps[lr]} steps)")
             run = {
                 "lr": lr,
                 "n_steps": steps[lr],
@@ -554,7 +553,7 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
                     order=order, key=jax.random.fold_in(key_sme, i), n_paths=n_paths,
                     throw=False,
                 )  # fmt: skip
-                _refuse_failure(cr, sme, f"the order-{order} SME at lr {lr:g}")
+                refuse_failure(sme.result, f"the order-{order} SME at lr {lr:g}")
                 weak = cr.weak_error(sgd, sme, "loss")
                 run[f"loss_sme{order}"] = float(sme.mean_loss[-1])
                 run[f"weak_error{order}"] = float(weak.error[-1])
@@ -621,17 +620,6 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
     terminal.message(f"Report: [bold]{out / 'report.md'}[/bold].")
     terminal.emit_json({**document, "out": str(out)})
     return 0
-
-
-def _refuse_failure(cr, paths, what: str) -> None:
-    import numpy as np
-
-    failed = np.asarray(paths.result != cr.RESULTS.successful)
-    if failed.any():
-        raise UsageError(
-            f"{what}: {int(failed.sum())} of {failed.size} paths turned non-finite; "
-            "lower the lr."
-        )
 
 
 SGD_COLUMNS = [

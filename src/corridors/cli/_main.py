@@ -14,7 +14,6 @@ re-raises instead, for debugging.
 import argparse
 import importlib
 import os
-import re
 import sys
 from collections.abc import Sequence
 
@@ -75,29 +74,21 @@ def build_parser() -> Parser:
     return parser
 
 
-_EQUINOX_LINE = re.compile(r"^(?:[\w.]*\.)?_?EquinoxRuntimeError: (.+)$", re.MULTILINE)
-
-
 def one_line(error: BaseException) -> str:
-    """The message of `error` on one line (equinox's runtime errors carry the
-    library's message after a stack dump; keep only the message)."""
-    text = str(error)
-    found = _EQUINOX_LINE.findall(text)
-    if found:
-        return found[-1].strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """The first line of `error`'s message (its type's name if it has none)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "impossible input", reported in one line with exit code 2."""
-    import equinox as eqx
     import jax
 
+    # Value-dependent failures of the library (a diverged run) arrive as statuses
+    # (`throw=False`, then `refuse_failure`), never as equinox's runtime errors.
     return (
         UsageError,
         ValueError,  # corridors.InvalidInputError included
-        eqx.EquinoxRuntimeError,  # value-dependent checks (e.g. diverged iterates)
         jax.errors.JaxRuntimeError,
         OSError,  # an --out folder that cannot be written, a missing file
     )

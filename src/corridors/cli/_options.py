@@ -16,6 +16,24 @@ class UsageError(Exception):
     """
 
 
+def refuse_failure(result, what: str) -> None:
+    """Raise `UsageError` if `result` (a `corridors.RESULTS` item, or a batch of them,
+    from a call with `throw=False`) holds a failure. Commands learn of failures from
+    the status, never from an error's text."""
+    import jax
+    import numpy as np
+
+    import corridors as cr
+
+    failed = np.asarray(result != cr.RESULTS.successful).ravel()
+    if not failed.any():
+        return
+    index = int(np.argmax(failed))
+    first = jax.tree.map(lambda value: np.asarray(np.ravel(value)[index]), result)
+    of = f" ({failed.sum()} of {failed.size})" if failed.size > 1 else ""
+    raise UsageError(f"{what}{of}: {cr.RESULTS[first]}")
+
+
 def positive_float(text: str) -> float:
     """A finite float > 0 (learning rates, horizons)."""
     try:

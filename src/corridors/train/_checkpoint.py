@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import pathlib
-import re
+import shutil
 import sys
 import zlib
 from typing import Any
@@ -78,13 +78,30 @@ def _reason(error: BaseException) -> str:
             where = f": {cause.filename}" if cause.filename else ""
             return f"{cause.strerror}{where}"
         cause, seen = cause.__cause__ or cause.__context__, seen + 1
-    text = str(error)
-    # tensorstore: '… Failed to write 1028 bytes to file 7: File too large [os_error_code='27']'
-    found = re.search(r":\s*([^:\[]+?)\s*\[os_error_code='?(\d+)", text)
-    if found:
-        return f"{found.group(1)} (errno {found.group(2)})"
-    lines = text.strip().splitlines()
+    lines = str(error).strip().splitlines()
     return lines[0][:200] if lines else type(error).__name__
+
+
+_PROBE_BYTES = 1 << 20
+
+
+def _write_failure(folder: pathlib.Path, error: BaseException) -> str:
+    """Why a write into `folder` failed, asked of the file system itself: orbax's
+    background writers (tensorstore) report an OS error only as text, so write a
+    probe file of 1 MiB and take the `OSError` it meets; if it meets none, orbax's
+    own reason and the free space."""
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as file:
+            file.write(bytes(_PROBE_BYTES))
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as failure:
+        return f"{failure.strerror} (errno {failure.errno})"
+    finally:
+        probe.unlink(missing_ok=True)
+    free = shutil.disk_usage(folder).free
+    return f"{_reason(error)}; {free / 2**20:.0f} MiB free"
 
 
 def verify(folder: pathlib.Path) -> str | None:
@@ -235,7 +252,8 @@ class Checkpoints:
         )
         return CheckpointError(
             f"checkpoints: could not write step {step} to {self.directory} "
-            f"({_reason(error)}); {kept} once the folder can be written."
+            f"({_write_failure(self.directory, error)}); {kept} once the folder "
+            "can be written."
         )
 
     def restore(self, step: int, like: Any) -> tuple[Any, dict, dict]:

@@ -377,6 +377,18 @@ def sweep_drift(
     **Returns:**
 
     A [`corridors.SweepDrift`][], usable directly as the array of distances.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)  # GD: θ_n = (1 − lr)^n·θ_0; the flow: e^{−t}·θ_0
+    sweep = cr.sweep_drift(loss, jnp.ones(1), [0.05, 0.1, 0.2], 1.0)
+    print(sweep.n_steps, sweep.distance)  # ≈ [20 10 5] [0.00939 0.01920 0.04020]
+    print(cr.drift_order(sweep.lrs, sweep).order)  # ≈ 1.05: GD's global order is 1
+    ```
     """
     where = "sweep_drift"
     lr_values = check_lr_array(where, "lrs", lrs)

@@ -286,6 +286,18 @@ def gradient_flow(
 
     A [`corridors.Flow`][] with `.ts`, `.params` (leading axis `len(ts)`), `.stats`,
     `.result`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)  # the flow is θ(t) = e^{−t}·θ_0
+    flow = cr.gradient_flow(loss, jnp.array([1.0, 2.0]), jnp.array([0.0, 0.5, 1.0]))
+    print(flow.params[:, 0])  # ≈ [1.      0.60653 0.36788]: e^{−t}
+    print(flow.result == cr.RESULTS.successful)  # True
+    ```
     """
     where = "gradient_flow"
     params0 = checked_params(where, loss, params0, args)

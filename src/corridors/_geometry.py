@@ -77,6 +77,17 @@ def hvp(loss: Callable, params: PyTree, tangent: PyTree, args: tuple = ()) -> Py
     H·v as a pytree shaped like `params`. Costs about two gradient evaluations on an
     MLP; up to three where layers are bilinear in activations and weights with costly
     input gradients (strided convolutions on CPU: see `benchmarks/README.md`).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    A = jnp.array([[2.0, 1.0], [1.0, 3.0]])
+    loss = lambda p: 0.5 * p @ A @ p  # H = A everywhere
+    print(cr.hvp(loss, jnp.zeros(2), jnp.array([1.0, -1.0])))  # [ 1. -2.] = A·v
+    ```
     """
     params = checked_params("hvp", loss, params, args, "params", finite=False)
     args = traced_floats(args)
@@ -116,6 +127,18 @@ def corridor_score(loss: Callable, params: PyTree, args: tuple = ()) -> Scalar:
     **Returns:**
 
     A scalar ≥ 0.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+    from corridors.landscapes import Cone
+
+    cone = Cone(jnp.zeros(2), 1.0)  # L = ‖θ‖: H∇L = 0 off the apex
+    print(cr.corridor_score(cone.loss, jnp.array([3.0, 4.0])))  # ≈ 0.0: float32 round-off
+    print(cr.corridor_score(lambda p: jnp.sum(p**2), jnp.array([3.0, 4.0])))  # 2.0: H = 2I
+    ```
     """
     where = "corridor_score"
     params = checked_params(where, loss, params, args, "params", finite=False)
@@ -154,6 +177,17 @@ def predicted_step_drift(
     **Returns:**
 
     A scalar; the true one-step drift is this plus O(lr³).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)  # H∇L = θ; the flow is θ(t) = e^{−t}·θ_0
+    print(cr.predicted_step_drift(loss, jnp.array([1.0]), 0.1))  # 0.005 = (0.1²/2)·1
+    print(jnp.exp(-0.1) - 0.9)  # ≈ 0.00484: the true drift of the GD step 1 → 0.9
+    ```
     """
     where = "predicted_step_drift"
     params = checked_params(where, loss, params, args, "params", finite=False)

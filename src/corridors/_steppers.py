@@ -129,6 +129,18 @@ def gd(
     **Returns:**
 
     The iterates θ_0, …, θ_n: a pytree like `params0` with leading axis `n_steps + 1`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)  # ∇L = θ: each step multiplies θ by 1 − lr
+    path = cr.gd(loss, jnp.array([1.0, -2.0]), 0.1, 3)
+    print(path.shape)  # (4, 2): θ_0, …, θ_3
+    print(path[-1])  # ≈ [ 0.729 -1.458] = 0.9³·θ_0
+    ```
     """
     params0, lr, args = prepared("gd", loss, params0, lr, args)
     n_steps = check_steps("gd", "n_steps", n_steps)
@@ -166,6 +178,17 @@ def momentum(
     **Returns:**
 
     The iterates θ_0, …, θ_n (leading axis `n_steps + 1`).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p: jnp.sum(p)  # linear, a corridor: the flow is θ(t) = θ_0 − t
+    path = cr.momentum(loss, jnp.zeros(1), 0.1, 0.5, 2)  # lr = 0.1, β = 0.5
+    print(path[:, 0])  # ≈ [ 0.   -0.1  -0.25]: θ_0 − t at t = lr·Σ_{j≤k}(1 − β^j)/(1 − β)
+    ```
     """
     params0, lr, args = prepared("momentum", loss, params0, lr, args)
     beta = check_real("momentum", "beta", beta, scalar=True)
@@ -198,6 +221,18 @@ def sgd(
     **Returns:**
 
     The iterates θ_0, …, θ_m (leading axis m + 1).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p, target: 0.5 * jnp.sum((p - target) ** 2)
+    targets = jnp.array([[1.0], [3.0]])  # two batches: step k pulls θ towards targets[k]
+    path = cr.sgd(loss, jnp.zeros(1), 0.5, targets)
+    print(path[:, 0])  # [0.   0.5  1.75]: θ_{k+1} = θ_k − 0.5·(θ_k − targets[k])
+    ```
     """
     batches = batch_tuple("sgd", batches)
     params0, lr, args = prepared("sgd", loss, params0, lr, args)
@@ -239,6 +274,18 @@ def runge_kutta(
     **Returns:**
 
     The iterates θ_0, …, θ_n (leading axis `n_steps + 1`).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors as cr
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)  # the flow is θ(t) = e^{−t}·θ_0
+    path = cr.runge_kutta(loss, jnp.ones(1), 0.5, 2, tableau="rk4")
+    print(path[:, 0])  # ≈ [1.      0.60677 0.36817]: powers of 1 − h + h²/2 − h³/6 + h⁴/24
+    print(jnp.exp(-1.0))  # ≈ 0.36788: the flow at t = 2·0.5
+    ```
     """
     where = "runge_kutta"
     solver = explicit_solver(where, tableau)

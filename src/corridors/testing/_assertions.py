@@ -69,6 +69,19 @@ def assert_tree_allclose(
     - `rtol`, `atol`: relative and absolute tolerances.
     - `equal_nan`: count NaN as equal to NaN.
     - `err_msg`: text prepended to the failure message.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import pytest
+    from corridors.testing import assert_tree_allclose
+
+    params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array(0.5)}
+    assert_tree_allclose(params, {"w": jnp.array([1.0, 2.000001]), "b": 0.5}, rtol=1e-6)
+    with pytest.raises(AssertionError, match="1 of 3 entries differ"):
+        assert_tree_allclose(params, {"w": jnp.array([1.0, 2.1]), "b": 0.5}, rtol=1e-6)
+    ```
     """
     _check_tolerances("assert_tree_allclose", rtol=rtol, atol=atol)
     head = _prefix(err_msg)
@@ -211,6 +224,22 @@ def assert_follows_flow(
     **Returns:**
 
     The distances ‖θ_k − φ(t_k)‖ for k = 0..n_steps, a NumPy array.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import pytest
+    from corridors.landscapes import Cone
+    from corridors.testing import assert_follows_flow
+
+    cone, theta0 = Cone(jnp.zeros(2), 1.0), jnp.array([3.0, 4.0])  # a corridor
+    distances = assert_follows_flow(cone.loss, theta0, 0.1, 5, flow=cone.exact_flow)
+    print(distances.shape, distances.max() < 1e-5)  # (6,) True
+    near = jnp.array([0.15, 0.2])  # the flow stops at the apex at t = 0.25; GD overshoots
+    with pytest.raises(AssertionError, match="gd at lr=0.1 for 5 steps does not follow"):
+        assert_follows_flow(cone.loss, near, 0.1, 5, flow=cone.exact_flow)
+    ```
     """
     where = "assert_follows_flow"
     _check_tolerances(where, atol=atol, rtol=rtol)
@@ -312,6 +341,17 @@ def assert_drift_order(
     **Returns:**
 
     The measured order (the fitted slope).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    from corridors.testing import assert_drift_order
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)  # one GD step drifts by |1 − h − e^{−h}|·‖θ_0‖
+    order = assert_drift_order(loss, jnp.ones(2), [0.05, 0.1, 0.2], 2)
+    print(round(order, 2))  # 1.96: h²/2 − h³/6 + …, slope 2 as h → 0
+    ```
     """
     where = "assert_drift_order"
     _check_tolerances(where, tol=tol, floor=floor)
@@ -397,6 +437,23 @@ def assert_in_corridor(
     **Returns:**
 
     The corridor score of every point, a NumPy array.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import pytest
+    import corridors as cr
+    from corridors.landscapes import Cone
+    from corridors.testing import assert_in_corridor
+
+    cone = Cone(jnp.zeros(2), 1.0)
+    path = cr.gd(cone.loss, jnp.array([3.0, 4.0]), 0.1, 5)  # 6 stacked iterates
+    tol = 1e-6  # float32 round-off of ‖H∇L‖/‖∇L‖ (the default 1e-8 suits float64)
+    print(assert_in_corridor(cone.loss, path, tol=tol).shape)  # (6,)
+    with pytest.raises(AssertionError, match="6 of 6 points are off the corridor"):
+        assert_in_corridor(lambda p: 0.5 * jnp.sum(p**2), path, tol=tol)
+    ```
     """
     _check_tolerances("assert_in_corridor", tol=tol)
     leaves = jax.tree.leaves(points)

@@ -228,6 +228,22 @@ def corridor_problems(
     A strategy for tuples `(landscape, params0, lr, n_steps)`: an
     `AbstractExactLandscape` (so `landscape.exact_flow` is the reference), params of
     the default float dtype, a Python float and a Python int.
+
+    **Example:**
+
+    ```python
+    from hypothesis import given, settings
+    from corridors.landscapes import Cone
+    from corridors.testing import assert_follows_flow, corridor_problems
+
+    @settings(max_examples=3, derandomize=True, deadline=None, database=None)
+    @given(corridor_problems(kinds=[Cone], dims=2, n_steps=5, pytree_params=False))
+    def test_gd_follows_the_flow_in_a_corridor(problem):
+        landscape, params0, lr, n_steps = problem
+        assert_follows_flow(landscape.loss, params0, lr, n_steps, flow=landscape.exact_flow)
+
+    test_gd_follows_the_flow_in_a_corridor()  # pytest would call it for you
+    ```
     """
     where = "corridor_problems"
     kinds = tuple(kinds)
@@ -329,6 +345,23 @@ def quadratic_problems(
     **Returns:**
 
     A strategy for tuples `(Quadratic, params0, lr, n_steps)`.
+
+    **Example:**
+
+    ```python
+    from hypothesis import given, settings
+    import corridors as cr
+    from corridors.testing import quadratic_problems
+
+    @settings(max_examples=5, derandomize=True, deadline=None, database=None)
+    @given(quadratic_problems(dims=2, min_curvature=0.5, max_curvature=4.0))
+    def test_quadratic_problems_start_off_the_corridor(problem):
+        quadratic, params0, lr, n_steps = problem
+        assert cr.corridor_score(quadratic.loss, params0) >= 0.5  # ≥ min_curvature
+        assert lr * 4.0 <= 1.0  # lr·max_curvature ≤ 1: GD is stable
+
+    test_quadratic_problems_start_off_the_corridor()  # pytest would call it for you
+    ```
     """
     where = "quadratic_problems"
     dims = _range("dims", where, dims, integer=True)

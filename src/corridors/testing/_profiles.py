@@ -64,6 +64,17 @@ def register_profiles(*, overwrite: bool = True) -> None:
     **Arguments:**
 
     - `overwrite`: replace existing profiles of the same names.
+
+    **Example:**
+
+    ```python
+    from hypothesis import settings
+    from corridors.testing import register_profiles
+
+    register_profiles()  # importing corridors.testing did it too, keeping profiles of yours
+    ci, thorough = settings.get_profile("ci"), settings.get_profile("thorough")
+    print(ci.max_examples, ci.derandomize, thorough.max_examples)  # 10 True 200
+    ```
     """
     for name, options in _PROFILES.items():
         if overwrite or not _registered(name):
@@ -83,6 +94,16 @@ def load_profile(name: str | None = None) -> str:
     **Returns:**
 
     The name of the profile loaded.
+
+    **Example:**
+
+    ```python
+    from hypothesis import settings
+    from corridors.testing import load_profile
+
+    name = load_profile()  # in conftest.py: $CORRIDORS_HYPOTHESIS_PROFILE, else "ci"
+    print(settings.default.max_examples == settings.get_profile(name).max_examples)  # True
+    ```
     """
     register_profiles(overwrite=False)
     if name is None:

@@ -104,6 +104,26 @@ def pytrees(
     A strategy for pytrees of floating JAX arrays (the default float dtype: float64
     under `jax_enable_x64`) with finite entries in [min_value, max_value] (no NaN, no
     Inf, no subnormals) and at least one leaf. Dict keys are strings.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from hypothesis import given, settings
+    import corridors as cr
+    from corridors.testing import assert_tree_allclose, pytrees
+
+    def loss(params):  # ½‖θ‖² over every leaf: H = I
+        return 0.5 * sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(params))
+
+    @settings(max_examples=3, derandomize=True, deadline=None, database=None)
+    @given(pytrees(max_leaves=3))
+    def test_hvp_of_the_squared_norm_is_the_tangent(tree):
+        assert_tree_allclose(cr.hvp(loss, tree, tree), tree)
+
+    test_hvp_of_the_squared_norm_is_the_tangent()  # pytest would call it for you
+    ```
     """
     if like is not None and not jax.tree.leaves(like):
         raise InvalidInputError("pytrees: `like` has no array leaves.")
@@ -138,6 +158,25 @@ def learning_rates(
 
     A strategy for Python floats h with min_value ≤ h ≤ max_value; every decade in the
     range is about equally likely.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    from hypothesis import given, settings
+    import corridors as cr
+    from corridors.testing import learning_rates
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)  # GD: θ_k = (1 − lr)^k·θ_0
+
+    @settings(max_examples=10, derandomize=True, deadline=None, database=None)
+    @given(learning_rates(1e-3, 0.5))
+    def test_gd_on_a_quadratic_is_geometric(lr):
+        assert 1e-3 <= lr <= 0.5
+        assert jnp.allclose(cr.gd(loss, jnp.ones(1), lr, 3)[-1], (1 - lr) ** 3, rtol=1e-6)
+
+    test_gd_on_a_quadratic_is_geometric()  # pytest would call it for you
+    ```
     """
     if not (0 < min_value <= max_value < math.inf):
         raise InvalidInputError(

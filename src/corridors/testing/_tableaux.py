@@ -58,6 +58,24 @@ def explicit_rk_tableaux(
     **Returns:**
 
     A strategy for `diffrax.ButcherTableau`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    from hypothesis import given, settings
+    import corridors as cr
+    from corridors.testing import explicit_rk_tableaux
+
+    @settings(max_examples=2, derandomize=True, deadline=None, database=None)
+    @given(explicit_rk_tableaux(max_stages=3))
+    def test_consistent_methods_are_exact_on_a_linear_loss(tableau):
+        assert abs(sum(tableau.b_sol) - 1.0) < 1e-12  # Σ bᵢ = 1
+        path = cr.runge_kutta(jnp.sum, jnp.zeros(2), 0.25, 2, tableau=tableau)
+        assert jnp.allclose(path[-1], -0.5, atol=1e-5)  # the flow θ_0 − t at t = 0.5
+
+    test_consistent_methods_are_exact_on_a_linear_loss()  # pytest would call it for you
+    ```
     """
     if not (isinstance(min_stages, int) and isinstance(max_stages, int)) or not (
         2 <= min_stages <= max_stages

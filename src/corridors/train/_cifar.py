@@ -231,6 +231,23 @@ def cifar10(data_dir: str | pathlib.Path) -> Dataset:
 
     `DataFormatError` (a `ValueError`) naming the file for a missing, truncated,
     malformed or refused file.
+
+    **Example:**
+
+    ```python
+    import pathlib
+    import tempfile
+    import numpy as np
+    import corridors.train as ct
+    record = np.zeros(3073, np.uint8)  # a label byte, then 3 × 1,024 pixel bytes
+    record[0] = 7
+    with tempfile.TemporaryDirectory() as folder:  # one image per batch file
+        for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+            (pathlib.Path(folder) / f"{name}.bin").write_bytes(record.tobytes())
+        data = ct.cifar10(folder)
+    print(len(data.train), len(data.test), data.image_shape)  # 5 1 (32, 32, 3)
+    print(data.test.labels)  # [7]
+    ```
     """
     data_dir = pathlib.Path(data_dir).expanduser()
     if not data_dir.is_dir():

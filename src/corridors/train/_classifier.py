@@ -158,7 +158,17 @@ def load_features(
 # -- the tanh MLP -----------------------------------------------------------------------
 def mlp_sizes(model: str, data: Features, hidden: int) -> tuple[int, ...]:
     """Layer widths: "mlp" one tanh hidden layer of `hidden` units, "linear" none
-    (softmax regression)."""
+    (softmax regression).
+
+    **Example:**
+
+    ```python
+    import corridors.train as ct
+    data, _ = ct.load_features("synthetic", n_train=100, n_test=50)
+    print(ct.mlp_sizes("mlp", data, 16))  # (64, 16, 10)
+    print(ct.mlp_sizes("linear", data, 16))  # (64, 10)
+    ```
+    """
     if model not in CLASSIFIERS:
         raise InvalidInputError(
             f"mlp_sizes: `model` must be one of {list(CLASSIFIERS)}, got {model!r}."
@@ -189,21 +199,56 @@ def init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[dict]:
 
 
 def mlp_logits(params: list[dict], x: jax.Array) -> jax.Array:
-    """Logits of the tanh MLP for features `x` (n, d)."""
+    """Logits of the tanh MLP for features `x` (n, d).
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import corridors.train as ct
+    params = ct.init_mlp(jax.random.key(0), (4, 8, 3))
+    print(ct.mlp_logits(params, jnp.ones((5, 4))).shape)  # (5, 3)
+    ```
+    """
     for layer in params[:-1]:
         x = jnp.tanh(x @ layer["w"] + layer["b"])
     return x @ params[-1]["w"] + params[-1]["b"]
 
 
 def mlp_loss(params: list[dict], x: jax.Array, y: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy: `loss(params, x, y)` in the corridors convention."""
+    """Mean softmax cross-entropy: `loss(params, x, y)` in the corridors convention.
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import corridors.train as ct
+    params = ct.init_mlp(jax.random.key(0), (4, 8, 3))
+    params[-1] = {"w": jnp.zeros((8, 3)), "b": jnp.zeros(3)}  # equal logits
+    x, y = jnp.ones((5, 4)), jnp.array([0, 1, 2, 0, 1])
+    print(ct.mlp_loss(params, x, y))  # ≈ 1.0986 = log 3
+    ```
+    """
     return optax.softmax_cross_entropy_with_integer_labels(
         mlp_logits(params, x), y
     ).mean()
 
 
 def mlp_accuracy(params: list[dict], x: jax.Array, y: jax.Array) -> jax.Array:
-    """Fraction of `x` classified as `y`."""
+    """Fraction of `x` classified as `y`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors.train as ct
+    params = [{"w": jnp.eye(2), "b": jnp.zeros(2)}]  # no hidden layer: logits = x
+    x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    print(ct.mlp_accuracy(params, x, jnp.array([0, 1, 1])))  # ≈ 0.667 = 2/3
+    ```
+    """
     return jnp.mean(jnp.argmax(mlp_logits(params, x), axis=-1) == y)
 
 
@@ -229,6 +274,24 @@ def fit_minibatches(
     `(params, losses, lrs)`: the final parameters; the full training-set loss before
     each step and after the last (n_steps + 1); the step size each update used
     (the state's `lr` for the Polyak family, NaN for optimizers without one).
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    import optax
+    import corridors.train as ct
+    data, _ = ct.load_features("synthetic", n_train=64, n_test=16)
+    params = ct.init_mlp(jax.random.key(0), ct.mlp_sizes("mlp", data, 8))
+    sgd = optax.with_extra_args_support(optax.sgd(0.5))
+    batches = jnp.arange(64).reshape(4, 16)  # 4 steps of 16 examples
+    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    fit = jax.jit(ct.fit_minibatches, static_argnums=0)  # one compiled program
+    params, losses, lrs = fit(sgd, params, x, y, batches)
+    print(losses.shape, lrs.shape)  # (5,) (4,)
+    print(bool(losses[-1] < losses[0]))  # True
+    ```
     """
 
     def step(carry, index):

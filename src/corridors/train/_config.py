@@ -434,6 +434,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
     Flags default to `None` (not given), so `TrainConfig.from_namespace` can lay
     them over the TOML file. Returns `parser`.
+
+    **Example:**
+
+    ```python
+    import argparse
+    import corridors.train as ct
+    parser = ct.add_train_arguments(argparse.ArgumentParser())
+    args = parser.parse_args(["--dataset", "digits", "--batch-size", "32"])
+    print(args.batch_size, args.optimizer)  # 32 None: not given
+    config = ct.TrainConfig.from_namespace(args)
+    print(config.dataset, config.batch_size, config.optimizer)  # digits 32 sgd
+    ```
     """
     _settings.add_arguments(TrainConfig, parser)
     return parser

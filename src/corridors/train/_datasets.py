@@ -135,6 +135,14 @@ def digits(*, test_size: int = 297, split: str = "fixed", seed: int = 0) -> Data
     **Returns:**
 
     A `Dataset` with 8×8×1 images.
+
+    **Example:**
+
+    ```python
+    import corridors.train as ct
+    data = ct.digits()
+    print(len(data.train), len(data.test), data.image_shape)  # 1500 297 (8, 8, 1)
+    ```
     """
     from sklearn.datasets import load_digits
 
@@ -190,6 +198,16 @@ def synthetic(
     **Returns:**
 
     A `Dataset`.
+
+    **Example:**
+
+    ```python
+    import corridors.train as ct
+    data = ct.synthetic((8, 8, 1), 4, size=100, test_size=20)
+    images, labels, readable = data.train.load([0, 1, 2], None, False)
+    print(images.shape, images.dtype, labels.shape)  # (3, 8, 8, 1) uint8 (3,)
+    print(len(data.test), data.num_classes)  # 20 4
+    ```
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 1:

@@ -211,6 +211,22 @@ def imagenet(data_dir: str | pathlib.Path, *, image_size: int = 224) -> Dataset:
     **Raises:**
 
     `DataFormatError` if `train/` is missing or holds no images.
+
+    **Example:**
+
+    ```python
+    import pathlib
+    import tempfile
+    from PIL import Image
+    import corridors.train as ct
+    with tempfile.TemporaryDirectory() as folder:  # one 40×30 JPEG in each of 2 classes
+        for wnid in ("n01440764", "n01443537"):
+            (pathlib.Path(folder) / "train" / wnid).mkdir(parents=True)
+            Image.new("RGB", (40, 30)).save(f"{folder}/train/{wnid}/0.JPEG")
+        data = ct.imagenet(folder, image_size=16)
+        images, labels, readable = data.train.load([0, 1], None, False)
+    print(data.num_classes, images.shape, labels)  # 2 (2, 16, 16, 3) [0 1]
+    ```
     """
     data_dir = pathlib.Path(data_dir).expanduser()
     train_dir, val_dir = data_dir / "train", data_dir / "val"

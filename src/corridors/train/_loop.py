@@ -81,6 +81,22 @@ def run(
     `NonFiniteLossError` when a training loss is not finite (the last good
     checkpoint is kept); `InvalidInputError` for bad settings or an `out` folder
     that holds a run when `resume` is False; `DataFormatError` for bad data files.
+
+    **Example:**
+
+    A sweep of two learning rates of a tiny MLP on synthetic data; `ct.run(config)`
+    trains it in a few seconds on a CPU (most of it compiling the step and drawing
+    the report's figures), so this block only shows the runs it would write.
+
+    ```python
+    import corridors.train as ct
+    config = ct.TrainConfig(model="mlp", width=4, dataset="synthetic",
+                            synthetic_shape=(4, 4, 1), synthetic_classes=3,
+                            synthetic_size=16, batch_size=8, steps=2, lr=(0.1, 0.3),
+                            measure_every=0, snapshots=0, quiet=True, out="runs/tiny")
+    print([config.run_name(lr, seed) for lr, seed in config.runs()])  # ['sgd-lr0.1-seed0', 'sgd-lr0.3-seed0']
+    # summaries = ct.run(config)  # [RunSummary(steps=2, ...), RunSummary(steps=2, ...)]
+    ```
     """
     if not isinstance(config, TrainConfig):
         raise InvalidInputError(

@@ -95,6 +95,20 @@ def read_metrics(path: str | pathlib.Path, *, kind: str | None = None) -> list[d
     **Returns:**
 
     A list of dicts.
+
+    **Example:**
+
+    ```python
+    import tempfile
+    import corridors.train as ct
+    with tempfile.TemporaryDirectory() as folder:
+        with ct.MetricsWriter(f"{folder}/metrics.jsonl") as writer:
+            writer.write({"kind": "train", "step": 1, "loss": 2.5})
+            writer.write({"kind": "eval", "step": 1, "accuracy": 0.25})
+            writer.write({"kind": "train", "step": 2, "loss": 2.0})
+        records = ct.read_metrics(folder, kind="train")
+    print([record["step"] for record in records])  # [1, 2]
+    ```
     """
     path = pathlib.Path(path)
     if path.is_dir():

@@ -290,6 +290,15 @@ def build_model(
     **Returns:**
 
     An `nnx.Module` mapping NHWC images to logits.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors.train as ct
+    model = ct.build_model("mlp", num_classes=3, image_shape=(4, 4, 1), width=8)
+    print(model(jnp.zeros((2, 4, 4, 1))).shape)  # (2, 3)
+    ```
     """
     if name not in MODELS:
         raise InvalidInputError(
@@ -346,7 +355,17 @@ def build_model(
 def count_parameters(
     name: str, *, num_classes: int, image_shape: tuple, **options
 ) -> int:
-    """Number of trainable parameters of a model, computed without allocating it."""
+    """Number of trainable parameters of a model, computed without allocating it.
+
+    **Example:**
+
+    ```python
+    import corridors.train as ct
+    print(ct.count_parameters("resnet18", num_classes=10, image_shape=(32, 32, 3)))  # 11173962
+    # 16·8 + 8 + 8·8 + 8 + 8·3 + 3: two hidden layers of 8 units, 3 logits
+    print(ct.count_parameters("mlp", num_classes=3, image_shape=(4, 4, 1), width=8))  # 235
+    ```
+    """
     build: Callable = partial(
         build_model, name, num_classes=num_classes, image_shape=image_shape, **options
     )

@@ -126,6 +126,19 @@ def make_network(
     **Returns:**
 
     A `Network`; `network.init(seed)` gives `(params, batch_stats)`.
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import corridors.train as ct
+    network = ct.make_network("mlp", num_classes=3, image_shape=(4, 4, 1), width=8)
+    params, batch_stats = network.init(0)
+    print(sorted(params), network.has_batch_norm)  # ['head', 'hidden1', 'hidden2'] False
+    images = jnp.zeros((2, 4, 4, 1))
+    logits, _ = network.apply(params, batch_stats, images, mode="eval")
+    print(logits.shape)  # (2, 3)
+    ```
     """
     options = {
         "num_classes": num_classes,

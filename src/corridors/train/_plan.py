@@ -120,6 +120,18 @@ def plan(
 
     `InvalidInputError` when a batch does not split over the devices and processes,
     or the batch size exceeds the training examples.
+
+    **Example:**
+
+    ```python
+    import corridors.train as ct
+    config = ct.TrainConfig(dataset="synthetic", batch_size=128, epochs=2,
+                            measure_every=10, sharpness_every=50)
+    p = ct.plan(config, n_train=1000, devices=4, processes=1, backend="cpu")
+    print(p.total_steps, p.steps_per_epoch, p.per_device_batch)  # 14 7 32
+    print(p.measure_every, p.sharpness_every, p.eval_every)  # 10 50 7
+    print(p.due(10).measure, p.due(10).sharpness)  # True False
+    ```
     """
     where = "TrainConfig"
     if not isinstance(config, TrainConfig):

@@ -297,6 +297,23 @@ def plot_runs(
 
     The paths written.
 
+    **Example:**
+
+    ```python
+    import json
+    import pathlib
+    import tempfile
+    import corridors.train as ct
+    with tempfile.TemporaryDirectory() as folder:
+        run = pathlib.Path(folder) / "sgd-lr0.1-seed0"  # a run: run.json, metrics.jsonl
+        run.mkdir()
+        (run / "run.json").write_text(json.dumps({"optimizer": "sgd", "lr": 0.1}))
+        with ct.MetricsWriter(run / "metrics.jsonl") as writer:
+            for step in (1, 2, 3):
+                writer.write({"kind": "train", "step": step, "loss": 2 / step})
+        paths = ct.plot_runs([folder], run / "figures")
+        print([path.name for path in paths])  # ['loss.png']
+    ```
     """
     if format not in FORMATS:
         raise InvalidInputError(

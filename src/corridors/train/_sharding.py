@@ -78,7 +78,21 @@ def initialize_distributed(mode: str) -> None:
 
 
 def data_mesh(devices: list | None = None) -> Mesh:
-    """A 1-D mesh named "batch" over `devices` (default: every device of the job)."""
+    """A 1-D mesh named "batch" over `devices` (default: every device of the job).
+
+    **Example:**
+
+    ```python
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec
+    import corridors.train as ct
+    mesh = ct.data_mesh(jax.devices()[:1])
+    print(mesh.axis_names, mesh.size)  # ('batch',) 1
+    batch = jax.device_put(jnp.zeros((8, 3)), NamedSharding(mesh, PartitionSpec("batch")))
+    print(batch.shape)  # (8, 3)
+    ```
+    """
     devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), (BATCH_AXIS,))
 

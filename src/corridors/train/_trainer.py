@@ -27,7 +27,18 @@ from ._steps import TrainState, make_eval_step, make_train_step
 
 
 def load_dataset(config: TrainConfig) -> Dataset:
-    """The data set a config names."""
+    """The data set a config names.
+
+    **Example:**
+
+    ```python
+    import corridors.train as ct
+    config = ct.TrainConfig(dataset="synthetic", synthetic_shape=(4, 4, 1),
+                            synthetic_classes=3, synthetic_size=64)
+    data = ct.load_dataset(config)
+    print(data.name, len(data.train), data.image_shape)  # synthetic 64 (4, 4, 1)
+    ```
+    """
     if config.dataset == "cifar10":
         from ._cifar import cifar10
 

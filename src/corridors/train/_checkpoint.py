@@ -177,7 +177,7 @@ class Checkpoints:
             (
                 int(p.name)
                 for p in self.directory.iterdir()
-                if re.fullmatch(r"\d+", p.name)
+                if p.name.isascii() and p.name.isdigit()
             ),
             reverse=True,
         )

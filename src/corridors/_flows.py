@@ -356,6 +356,14 @@ def _gradient_flow(
         solver=solver,
         dense=dense,
     )
+    return solved_flow(
+        where, ts, solved, start, throw=throw, max_steps=max_steps, dense=dense
+    )
+
+
+def solved_flow(where, ts, solved, start, *, throw, max_steps, dense) -> "Flow":
+    """The `Flow` of a finished `solve` from a start whose status is `start`: the
+    first failure of the two is its `.result`, tied on as an error when `throw`."""
     result = first_failure(start, solved.result)
     return Flow(
         ts=ts,

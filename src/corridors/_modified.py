@@ -25,11 +25,11 @@ from ._flows import (
     Flow,
     default_solver,
     solve,
-    solve_hints,
+    solved_flow,
     start_result,
 )
 from ._geometry import gradient_function
-from ._results import check_throw, finish, first_failure
+from ._results import check_throw, finish
 
 MODIFIED_ORDERS = (1, 2, 3)
 
@@ -192,12 +192,6 @@ def _modified_flow(
         modified_field_of_order(loss, args, order), params0, ts, lr,
         rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=dense,
     )  # fmt: skip
-    result = first_failure(start, solved.result)
-    return Flow(
-        ts=ts,
-        params=finish(where, solved.ys, result, throw, solve_hints(max_steps)),
-        stats=solved.stats,
-        solution=solved.solution if dense else None,
-        unravel=solved.unravel,
-        result=result,
+    return solved_flow(
+        where, ts, solved, start, throw=throw, max_steps=max_steps, dense=dense
     )

@@ -438,15 +438,20 @@ def _theory(fit: dict, document: dict) -> str:
     return str(fit["theory"])
 
 
+def _where_read(settings: dict) -> str:
+    """Where the drift is read, in words (for the reports)."""
+    from ._report import number
+
+    if settings["mode"] == "horizon":
+        return f"a fixed flow time T = {number(settings['horizon'])} (n = ⌊T/lr⌋ steps)"
+    return f"{settings['steps']} steps for every lr"
+
+
 def markdown(document: dict) -> str:
-    from ._report import markdown_table, number
+    from ._report import markdown_table
 
     settings, problem = document["settings"], document["problem"]
-    where = (
-        f"a fixed flow time T = {number(settings['horizon'])} (n = ⌊T/lr⌋ steps)"
-        if settings["mode"] == "horizon"
-        else f"{settings['steps']} steps for every lr"
-    )
+    where = _where_read(settings)
     return "\n".join(
         [
             "# corridors drift",
@@ -671,14 +676,10 @@ def _sgd_fit_rows(document: dict) -> list[list]:
 
 
 def sgd_markdown(document: dict) -> str:
-    from ._report import markdown_table, number
+    from ._report import markdown_table
 
     settings, problem = document["settings"], document["problem"]
-    where = (
-        f"a fixed flow time T = {number(settings['horizon'])} (n = ⌊T/lr⌋ steps)"
-        if settings["mode"] == "horizon"
-        else f"{settings['steps']} steps for every lr"
-    )
+    where = _where_read(settings)
     return "\n".join(
         [
             "# corridors drift --method sgd",

@@ -164,3 +164,25 @@ def test_report_table_matches_the_records(sweep):
     for name in METRICS:
         assert f"(figures/{name}.png)" in report
         assert (sweep / "figures" / f"{name}.png").stat().st_size > 0
+
+
+def test_report_names_runs_trained_with_other_settings(tmp_path):
+    # config.toml holds the latest invocation only: runs from an earlier one into
+    # the same folder (here the SGD sweep, then a CLR run) are named, not misdescribed.
+    sweep = write_sweep(tmp_path / "sweep", seeds=(0,))
+    (sweep / "config.toml").write_text(
+        'model = "mlp"\ndataset = "digits"\noptimizer = "clr"\n'
+    )
+    report = write_report(sweep).read_text()
+    (line,) = [line for line in report.splitlines() if "earlier one" in line]
+    assert "`sgd-lr0.03-seed0`" in line and "`sgd-lr0.3-seed0`" in line
+    assert "clr-seed0" not in line
+    (sweep / "config.toml").write_text(
+        'model = "mlp"\ndataset = "digits"\noptimizer = "sgd"\n'
+    )
+    (line,) = [
+        line
+        for line in write_report(sweep).read_text().splitlines()
+        if "earlier one" in line
+    ]
+    assert "`clr-seed0`" in line and "sgd-lr" not in line

@@ -5,6 +5,11 @@ import json
 import math
 import pathlib
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 from ._metrics import read_metrics
 from ._run_panels import _run_dirs, caption, load_families
 from ._run_plots import plot_runs
@@ -61,6 +66,35 @@ def run_row(run_dir: pathlib.Path) -> list[str]:
     ]
 
 
+def _other_settings(config: pathlib.Path, run_dirs) -> list[str]:
+    """A line naming the runs that an earlier `corridors train` into the same
+    folder trained with another model, data set or optimizer (`config.toml` holds
+    the latest invocation's settings only; each run keeps its own in run.json)."""
+    try:
+        latest = tomllib.loads(config.read_text())
+    except (OSError, ValueError):
+        return []
+    keys = ("model", "dataset", "optimizer")
+    others = []
+    for run_dir in run_dirs:
+        try:
+            run = json.loads((run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(run, dict) and any(
+            run.get(key, latest.get(key)) != latest.get(key) for key in keys
+        ):
+            others.append(f"`{run_dir.name}`")
+    if not others:
+        return []
+    return [
+        f"The settings of the latest `corridors train` into this folder; "
+        f"{', '.join(others)} were trained by an earlier one with another model, "
+        "data set or optimizer (each run's own settings are in its run.json).",
+        "",
+    ]
+
+
 def write_report(
     out: str | pathlib.Path, *, figures: str = "figures", format: str = "png"
 ) -> pathlib.Path:
@@ -101,8 +135,8 @@ def write_report(
     lines += ["| " + " | ".join(run_row(run_dir)) + " |" for run_dir in run_dirs]
     config = out / "config.toml"
     if config.exists():
-        lines += ["", "## Configuration", "", "```toml", config.read_text().rstrip()]
-        lines += ["```"]
+        lines += ["", "## Configuration", "", *_other_settings(config, run_dirs)]
+        lines += ["```toml", config.read_text().rstrip(), "```"]
     lines += ["", "## Figures", ""]
     for path in written:
         lines += [f"![{path.stem}]({path.relative_to(out).as_posix()})", ""]

@@ -194,3 +194,78 @@ def test_a_bug_is_not_hidden_as_a_usage_error(monkeypatch):
     monkeypatch.setattr(_drift, "run", crash)
     with pytest.raises(ZeroDivisionError):
         main(["drift"])
+
+
+TRAIN = ["train", "--model", "mlp", "--dataset", "digits", "--steps", "2"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--width", "1000000000"], "`width` must be at most 65,536"),
+        (["--epochs", "inf"], "`epochs` must be finite"),
+        (["--seeds", "-1"], "`seeds` must be ≥ 0"),
+        (["--steps", str(10**30)], "`steps` must be at most 2,147,483,647"),
+        (["--lr", "inf"], "`lr` must be finite"),
+        (["--weight-decay", "nan"], "`weight_decay` must be finite"),
+        (
+            ["--dataset", "synthetic", "--synthetic-shape", "100000", "100000", "3"],
+            "more than half of this machine's memory",
+        ),
+    ],
+)
+def test_train_flags_out_of_range_are_one_line_errors(
+    flags, expected, capsys, tmp_path
+):
+    # Each is refused by TrainConfig before anything is allocated (on main: an XLA
+    # abort, OverflowError tracebacks, a 126 TiB allocation, a NaN run).
+    assert main([*TRAIN, *flags, "--out", str(tmp_path)]) == 2
+    assert expected in assert_one_line_error(capsys.readouterr().err)
+
+
+def test_epochs_past_the_step_budget_is_a_one_line_error(capsys, tmp_path):
+    argv = ["train", "--model", "mlp", "--dataset", "digits", "--epochs", "1e30"]
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert "`epochs` 1e+30 makes" in line and "2,147,483,647" in line
+
+
+def test_a_config_file_that_is_not_utf8_is_named(capsys, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_bytes(b"\xff\xfe")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path)]) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert str(config) in line and "not UTF-8" in line
+
+
+def test_malformed_run_files_are_one_line_errors(capsys, tmp_path):
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / "metrics.jsonl").write_text("[1, 2]\n")
+    assert main(["plot", str(tmp_path / "runs"), "--out", str(tmp_path / "f")]) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert f"{run / 'run.json'} is not a run description" in line
+    # A description that parses, with a metrics line that is JSON but no record: the
+    # line is skipped with a one-line warning, and there is nothing left to plot.
+    (run / "run.json").write_text('{"optimizer": "sgd", "lr": 0.1}')
+    assert main(["plot", str(tmp_path / "runs"), "--out", str(tmp_path / "f")]) == 2
+    warning, error = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert (
+        warning.startswith("corridors plot: warning: ")
+        and ":1: not a record" in warning
+    )
+    assert error == "corridors plot: error: the training runs hold no metrics to plot."
+
+
+def test_a_proof_script_that_does_not_load_is_a_one_line_error(capsys, tmp_path):
+    (tmp_path / "broken.py").write_text("STATEMENT = 1\ndef (\n")
+    assert main(["prove", "--proofs-dir", str(tmp_path)]) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert f"{tmp_path / 'broken.py'} cannot be loaded (SyntaxError" in line
+
+
+def test_drift_names_the_steps_a_tiny_lr_would_need(capsys, tmp_path):
+    assert main(["drift", "--lr", "1e-300", "--out", str(tmp_path)]) == 2
+    line = assert_one_line_error(capsys.readouterr().err)
+    assert "needs 1e+300 steps per run, more than the budget of 1,000,000" in line

@@ -227,8 +227,9 @@ def _plan(options, problem) -> tuple[list[float], str, float | None, dict]:
             steps[lr] = n
     for lr, n in steps.items():
         if n > MAX_STEPS:
+            count = f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
             raise UsageError(
-                f"--lr {lr:g} needs {n:,} steps per run, more than the budget of "
+                f"--lr {lr:g} needs {count} steps per run, more than the budget of "
                 f"{MAX_STEPS:,}; raise the lr or lower --horizon/--steps."
             )
     if problem.apex_time is not None and SGD not in options.methods:

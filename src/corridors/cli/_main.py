@@ -15,6 +15,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .. import __version__
@@ -105,6 +106,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.command is None:
         parser.print_help()
         return 0
+    with warnings.catch_warnings():
+        # A library warning (a skipped line of a metrics file) is one line too.
+        warnings.showwarning = _one_line_warning(options.command)
+        return _run(options)
+
+
+def _one_line_warning(command: str):
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"corridors {command}: warning: {message}", file=file or sys.stderr)
+
+    return show
+
+
+def _run(options: argparse.Namespace) -> int:
     try:
         return options.run(options)
     except KeyboardInterrupt:

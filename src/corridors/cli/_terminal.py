@@ -62,7 +62,7 @@ class Terminal:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=self.err,
-            disable=self.quiet,
+            disable=self.quiet or not self.err.is_terminal,  # no bars in logs
             transient=True,  # the tables that follow say what was done
         )
         with progress:

@@ -88,7 +88,15 @@ def _load(path: pathlib.Path):
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(path.stem, module)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # a script that does not even import: say which
+        if sys.modules.get(path.stem) is module:
+            del sys.modules[path.stem]
+        raise InvalidInputError(
+            f"run_all: the proof script {path} cannot be loaded "
+            f"({type(error).__name__}: {error})."
+        ) from error
     return module
 
 

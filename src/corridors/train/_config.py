@@ -4,6 +4,8 @@
 
 import argparse
 import dataclasses
+import math
+import os
 import pathlib
 
 from .._checks import InvalidInputError
@@ -21,6 +23,12 @@ from ._names import (
 PRECISIONS = ("float32", "bfloat16")
 DISTRIBUTED = ("auto", "on", "off")
 DIGITS_SPLITS = ("fixed", "random")
+# Bounds on sizes, checked before anything is allocated: a count (steps, batch) past
+# 2**31 overflows XLA's int32 loop counters; a width past 2**16 makes an MLP weight
+# of 2**32 entries (16 GiB); an image side past 8192 is no data set's.
+MAX_COUNT = 2**31 - 1
+MAX_WIDTH = 2**16
+MAX_IMAGE_SIZE = 8192
 MEASURE_COST = 65  # gradient evaluations of one measurement (see TrainConfig.cadence)
 # XLA:CPU runs convolutions inside while loops (the drift's ODE solve, Lanczos) about
 # 25 times slower than outside (jax-ml/jax#12868): there a measurement of a convolutional
@@ -221,6 +229,7 @@ class TrainConfig:
         def refuse(name, message):
             raise InvalidInputError(f"TrainConfig: `{name}` {message}")
 
+        self._validate_numbers(refuse)
         for name, allowed in (
             ("model", MODELS),
             ("variant", ("auto", *VARIANTS)),
@@ -258,6 +267,8 @@ class TrainConfig:
             refuse("lr", f"must hold learning rates > 0, got {list(self.lr)}.")
         if not self.seeds:
             refuse("seeds", "must hold at least one seed.")
+        if min(self.seeds) < 0:
+            refuse("seeds", f"must be ≥ 0, got {list(self.seeds)}.")
         if len(set(self.lr)) != len(self.lr) or len(set(self.seeds)) != len(self.seeds):
             refuse("lr", "and `seeds` must not repeat values.")
         for name in ("momentum", "b1", "b2"):
@@ -341,6 +352,35 @@ class TrainConfig:
             )
         if self.dataset in ("cifar10", "imagenet") and not self.data_dir:
             refuse("data_dir", f"is required for dataset {self.dataset!r}.")
+
+    def _validate_numbers(self, refuse) -> None:
+        """Every number finite and every count of a size that can be allocated:
+        refused here, before JAX or numpy would fail deep inside (an XLA abort, a
+        126 TiB array)."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, bool) or not isinstance(item, (int, float)):
+                    continue
+                if isinstance(item, float) and not math.isfinite(item):
+                    refuse(field.name, f"must be finite, got {item}.")
+                if isinstance(item, int) and abs(item) > MAX_COUNT:
+                    refuse(
+                        field.name, f"must be at most {MAX_COUNT:,}, got {item:.3g}."
+                    )
+        for name, cap in (("width", MAX_WIDTH), ("image_size", MAX_IMAGE_SIZE)):
+            value = getattr(self, name)
+            if value is not None and value > cap:
+                refuse(name, f"must be at most {cap:,}, got {value:,}.")
+        if self.dataset == "synthetic":
+            size = self.synthetic_size * math.prod(self.synthetic_shape)
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            if size > memory // 2:
+                refuse(
+                    "synthetic_size",
+                    f"× synthetic_shape is {size:.3g} bytes of images, more than "
+                    f"half of this machine's memory ({memory:.3g} bytes).",
+                )
 
     def cadence(self, backend: str | None = None) -> tuple[int, int]:
         """(measure_every, sharpness_every), resolving the automatic defaults.

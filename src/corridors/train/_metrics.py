@@ -128,7 +128,19 @@ def read_metrics(path: str | pathlib.Path, *, kind: str | None = None) -> list[d
                 f"{path}:{number}: not a JSON line, ignored.", UserWarning, stacklevel=2
             )
             continue
-        if kind is None or record.get("kind") == kind:
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("kind"), str)
+            and isinstance(record.get("step"), int)
+        ):
+            warnings.warn(
+                f"{path}:{number}: not a record (an object with `kind` and `step`), "
+                "ignored.",
+                UserWarning,
+                stacklevel=2,
+            )
+            continue
+        if kind is None or record["kind"] == kind:
             records.append(record)
     return records
 

@@ -6,7 +6,7 @@ import math
 from typing import NamedTuple
 
 from .._checks import InvalidInputError
-from ._config import TrainConfig
+from ._config import MAX_COUNT, TrainConfig
 
 
 class Due(NamedTuple):
@@ -154,6 +154,11 @@ def plan(
         total_steps = config.steps
     else:
         total_steps = max(1, math.ceil((config.epochs or 1.0) * steps_per_epoch))
+        if total_steps > MAX_COUNT:
+            raise InvalidInputError(
+                f"{where}: `epochs` {config.epochs:g} makes {total_steps:.3g} steps "
+                f"of {steps_per_epoch:,} per epoch, more than {MAX_COUNT:,}."
+            )
     measure_every, sharpness_every = config.cadence(backend)
     if sharpness_every and sharpness_every % measure_every:  # a CPU default cadence
         raise InvalidInputError(

@@ -200,11 +200,31 @@ def family_label(description: dict) -> str:
     return f"{name} lr={description['lr']:g}"
 
 
+def _description(path: pathlib.Path) -> dict:
+    """A run's run.json, refused in one line naming the file when it is not one."""
+    try:
+        description = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise InvalidInputError(f"plot_runs: {path}: unreadable ({error}).") from None
+    number = (int, float, type(None))
+    if not (
+        isinstance(description, dict)
+        and isinstance(description.get("optimizer"), str)
+        and isinstance(description.get("lr"), number)
+        and isinstance(description.get("max_lr"), number)
+    ):
+        raise InvalidInputError(
+            f"plot_runs: {path} is not a run description (an object with "
+            "`optimizer` and `lr`, as corridors train writes)."
+        )
+    return description
+
+
 def load_families(run_dirs: Iterable[str | pathlib.Path]) -> list[_Family]:
     """The runs below `run_dirs`, grouped into families, sorted by label."""
     grouped: dict[str, tuple[list, list]] = {}
     for run_dir in _run_dirs(run_dirs):
-        description = json.loads((run_dir / "run.json").read_text())
+        description = _description(run_dir / "run.json")
         metrics = run_dir / "metrics.jsonl"
         records = read_metrics(run_dir) if metrics.exists() else []
         runs, descriptions = grouped.setdefault(family_label(description), ([], []))

@@ -126,6 +126,14 @@ def read_toml(cls: type, path: str | pathlib.Path) -> dict:
         raise InvalidInputError(
             f"{cls.__name__}: {path} is not valid TOML: {error}"
         ) from error
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(
+            f"{cls.__name__}: {path} is not UTF-8 text (TOML must be): {error}"
+        ) from error
+    except OSError as error:
+        raise InvalidInputError(
+            f"{cls.__name__}: cannot read the config file {path} ({error.strerror})."
+        ) from error
     if isinstance(values.get("train"), dict):
         values = {
             **{k: v for k, v in values.items() if k != "train"},

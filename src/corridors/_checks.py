@@ -93,7 +93,8 @@ def as_float_params(where: str, params: Any, name: str = "params0") -> Any:
             f"{where}: `{name}` has no array leaves (got {params!r})."
         )
     arrays = [
-        leaf if isinstance(leaf, jax.Array) else jnp.asarray(leaf) for leaf in leaves
+        leaf if isinstance(leaf, jax.Array) else _numeric_leaf(where, name, leaf)
+        for leaf in leaves
     ]
     for array in arrays:
         if not jnp.issubdtype(array.dtype, jnp.floating):
@@ -102,6 +103,26 @@ def as_float_params(where: str, params: Any, name: str = "params0") -> Any:
                 f"dtype {array.dtype}. Cast it, e.g. `jnp.asarray(x, float)`."
             )
     return jax.tree.unflatten(treedef, arrays)
+
+
+def _numeric_leaf(where: str, name: str, leaf: Any) -> Array:
+    """`leaf` as a JAX array, or an error naming `name` if it holds no numbers (a
+    string, an arbitrary object)."""
+    if isinstance(leaf, (str, bytes)) or (
+        isinstance(leaf, np.ndarray) and leaf.dtype.kind not in "biufc"
+    ):
+        kind = type(leaf).__name__ if not isinstance(leaf, np.ndarray) else leaf.dtype
+        raise InvalidInputError(
+            f"{where}: every leaf of `{name}` must be a floating-point array, got "
+            f"{kind} {leaf!r:.40}."
+        )
+    try:
+        return jnp.asarray(leaf)
+    except TypeError as error:  # an object JAX cannot hold
+        raise InvalidInputError(
+            f"{where}: every leaf of `{name}` must be a floating-point array, got "
+            f"{type(leaf).__name__} {leaf!r:.40}."
+        ) from error
 
 
 def any_nonfinite(tree: Any) -> Array:

@@ -13,6 +13,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 from ._checks import (
     InvalidInputError,
     as_float_params,
+    check_args,
     check_loss,
     check_outputs,
     check_positive,
@@ -320,7 +321,7 @@ def _sharpness(loss, params, args, init, key, *, options):
     start = start_vector(init, start_key, flat.size, flat.dtype)
     found = solve(hvp_flat, start, restart_key, options)
     unravel = ravel_pytree(params)[1]
-    return Sharpness(
+    estimate = Sharpness(
         eigenvalues=found.eigenvalues,
         eigenvectors=jax.vmap(unravel)(found.eigenvectors),
         residuals=found.residuals,
@@ -329,3 +330,5 @@ def _sharpness(loss, params, args, init, key, *, options):
             found.converged, RESULTS.successful, RESULTS.not_converged
         ),
     )
+    # Tied to the output: a NaN in `args` need not reach H·v's primal (a quadratic).
+    return check_args("sharpness", args, estimate)

@@ -15,7 +15,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree
 from matfree import decomp, stochtrace
 
-from ._checks import InvalidInputError, check_loss, checked_params, traced_floats
+from ._checks import (
+    InvalidInputError,
+    check_args,
+    check_loss,
+    checked_params,
+    traced_floats,
+)
 from ._lanczos import flat_hvp, plan, solve
 
 
@@ -107,6 +113,12 @@ def hessian_trace(
 @eqx.filter_jit
 def _hessian_trace(loss, params, args, key, *, n_samples, method):
     check_loss("hessian_trace", loss, params, args)
+    # Tied to the output: a NaN in `args` need not reach H·v's primal (a quadratic).
+    estimate = _trace(loss, params, args, key, n_samples=n_samples, method=method)
+    return check_args("hessian_trace", args, estimate)
+
+
+def _trace(loss, params, args, key, *, n_samples, method):
     flat, hvp_flat = flat_hvp(loss, params, args)
     if method == "hutchinson":
         sampler = stochtrace.sampler_signs(flat, num=n_samples)
@@ -266,7 +278,8 @@ def _hessian_density(loss, params, args, key, grid, *, sigma, n_samples, order):
     z = (grid[:, None, None] - nodes[None]) / width
     kernel = jnp.exp(-0.5 * z**2) / (width * jnp.sqrt(2 * jnp.pi))
     density = jnp.mean(jnp.sum(weights[None] * kernel, axis=2), axis=1)
-    return HessianDensity(nodes, weights, grid, density, width)
+    found = HessianDensity(nodes, weights, grid, density, width)
+    return check_args("hessian_density", args, found)  # tied to the output, as above
 
 
 def block_sharpness(

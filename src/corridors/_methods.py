@@ -10,7 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._checks import InvalidInputError, check_beta, check_positive, check_steps
+from ._checks import (
+    InvalidInputError,
+    check_beta,
+    check_positive,
+    check_real,
+    check_steps,
+)
 from ._tableaux import NAMED_METHODS, explicit_solver
 
 MOMENTUM_METHODS = ("momentum", "nesterov")
@@ -131,11 +137,13 @@ def matched_times(
 
     **Arguments:**
 
-    - `method`: "gd", "momentum", "nesterov", a Runge–Kutta name or tableau (any other
-      method advances lr per step).
-    - `lr`: the learning rate > 0.
+    - `method`: "gd", "momentum", "nesterov", a Runge–Kutta name, an explicit
+      `diffrax.ButcherTableau` or an explicit diffrax solver (as
+      [`corridors.method_info`][]; anything else is refused).
+    - `lr`: the learning rate > 0, a scalar.
     - `n_steps`: the number of steps, a static int ≥ 0.
-    - `beta`: the momentum coefficient in [0, 1) ("momentum" and "nesterov" only).
+    - `beta`: the momentum coefficient in [0, 1), a scalar ("momentum" and
+      "nesterov" only).
 
     **Returns:**
 
@@ -149,12 +157,15 @@ def matched_times(
     ```
     """
     where = "matched_times"
+    name = method_info(method, where=where).name  # refuses what is no method
     n_steps = check_steps(where, "n_steps", n_steps)
+    lr = check_real(where, "lr", lr, scalar=True)
     lr = check_positive(where, "lr", jnp.asarray(lr, jnp.result_type(float)))
-    momentum = isinstance(method, str) and method in MOMENTUM_METHODS
+    momentum = name in MOMENTUM_METHODS
     if momentum:
+        beta = check_real(where, "beta", beta, scalar=True)
         beta = check_beta(where, jnp.asarray(beta, lr.dtype))
-    return clock(method if momentum else "gd", lr, n_steps, beta)
+    return clock(name if momentum else "gd", lr, n_steps, beta)
 
 
 def clock(name: str, lr: Array, n_steps: int, beta: Array | None) -> Array:

@@ -21,6 +21,10 @@ def test_a_sweep_from_toml_and_flags_trains_logs_and_plots(tmp_path, capsys):
     out = tmp_path / "runs"
     arguments = ["train", *TINY, "--config", str(config), "--steps", "4"]
     arguments += ["--lr", "0.05", "0.2", "--measure-every", "2", "--out", str(out)]
+    # No sharpness nor SGD terms (nothing below reads them; each is one more compiled
+    # program per run) and a small measurement batch.
+    arguments += ["--sharpness-every", "0", "--measure-microbatches", "0"]
+    arguments += ["--measure-batch", "32"]
     assert main([*arguments, "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert [(run["lr"], run["steps"]) for run in runs] == [(0.05, 4), (0.2, 4)]

@@ -85,7 +85,8 @@ def test_adam_trains_measures_and_resumes_bit_identically(tmp_path, capsys):
     # Stopped after 4 steps and resumed to 6 against 6 steps in one go.
     flags = [*TINY, "--optimizer", "adam", "--lr", "0.01", "--b1", "0.5", "--b2",
              "0.75", "--measure-every", "2", "--sharpness-every", "0",
-             "--measure-microbatches", "0", "--checkpoint-every", "2",
+             "--measure-microbatches", "0", "--measure-batch", "32",
+             "--checkpoint-every", "2",
              "--eval-every", "2", "--snapshots", "0", "--log-every", "1",
              "--no-async-checkpoints", "--quiet", "--json"]  # fmt: skip
     whole, parts = tmp_path / "whole", tmp_path / "parts"

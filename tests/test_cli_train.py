@@ -21,6 +21,10 @@ def test_a_sweep_from_toml_and_flags_trains_logs_and_plots(tmp_path, capsys):
     out = tmp_path / "runs"
     arguments = ["train", *TINY, "--config", str(config), "--steps", "4"]
     arguments += ["--lr", "0.05", "0.2", "--measure-every", "2", "--out", str(out)]
+    # No sharpness nor SGD terms (nothing below reads them; each is one more compiled
+    # program per run) and a small measurement batch.
+    arguments += ["--sharpness-every", "0", "--measure-microbatches", "0"]
+    arguments += ["--measure-batch", "32"]
     assert main([*arguments, "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert [(run["lr"], run["steps"]) for run in runs] == [(0.05, 4), (0.2, 4)]
@@ -81,7 +85,8 @@ def test_adam_trains_measures_and_resumes_bit_identically(tmp_path, capsys):
     # Stopped after 4 steps and resumed to 6 against 6 steps in one go.
     flags = [*TINY, "--optimizer", "adam", "--lr", "0.01", "--b1", "0.5", "--b2",
              "0.75", "--measure-every", "2", "--sharpness-every", "0",
-             "--measure-microbatches", "0", "--checkpoint-every", "2",
+             "--measure-microbatches", "0", "--measure-batch", "32",
+             "--checkpoint-every", "2",
              "--eval-every", "2", "--snapshots", "0", "--log-every", "1",
              "--no-async-checkpoints", "--quiet", "--json"]  # fmt: skip
     whole, parts = tmp_path / "whole", tmp_path / "parts"

@@ -34,7 +34,9 @@ def test_optax_sgd_and_a_step_function_are_gd_bit_for_bit():
 
     via_step = cr.measure_drift(linear, P0, LR, N, CORRIDOR, method=step)
     assert leaves_equal(via_step.iterates, built_in)
-    assert_follows_flow(linear, P0, LR, N, CORRIDOR, method=optax.sgd(LR))
+    # On the corridor it is on the flow (assert_follows_flow with an optax method is
+    # tested in float32 below; a third compile here would add ~10 s).
+    assert float(via_optax.distance.max()) < 1e-12
 
 
 def test_momentum_follows_the_flow_at_its_own_clock_not_at_gd_s():
@@ -86,11 +88,13 @@ def test_lookahead_of_sgd_follows_the_flow_at_its_own_clock():
 
 def test_adam_leaves_the_flow_line_unless_gradient_magnitudes_are_equal():
     adam = optax.adam(LR)
-    off = cr.measure_drift(linear, P0, LR, N, CORRIDOR, method=adam, times="nearest")
-    # Adam's step is −lr·sign(∇L) here: not along ∇L, so it leaves the line.
-    assert float(off.distance[-1]) > 0.1
-    with pytest.raises(AssertionError):
-        assert_follows_flow(linear, P0, LR, N, CORRIDOR, method=adam, times="nearest")
+    # Adam's step is −lr·sign(∇L) here: not along ∇L, so it leaves the line, by more
+    # than 0.1 (one call, not a measure_drift and an assert_follows_flow: each optax
+    # call compiles anew, ~10 s; failing at atol 0.1 implies failing at the default).
+    with pytest.raises(AssertionError, match="does not follow the gradient flow"):
+        assert_follows_flow(
+            linear, P0, LR, N, CORRIDOR, method=adam, times="nearest", atol=0.1, rtol=0
+        )
     # With |∂L/∂θᵢ| = c on every non-zero entry, sign(∇L) = ∇L/c: the line again, at
     # flow time k·lr/(c + eps) (Adam's m̂/(√v̂ + eps) = c/(c + eps)·sign).
     c, eps = 2.0, 1e-8

@@ -164,3 +164,38 @@ def test_float32_kit_defaults_and_errors_name_the_function_called():
         assert_follows_flow(
             linear, P0, LR, N, CORRIDOR, method=lambda p, s, g: (p[:2], s)
         )
+
+
+def _compilations(call) -> int:
+    """How many XLA compilations `call()` triggers."""
+    events = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        jax.block_until_ready(call())
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return len(events)
+
+
+def _plain_step(params, state, grads):
+    return jax.tree.map(lambda p, g: p - 0.05 * g, params, grads), state
+
+
+@pytest.mark.parametrize(
+    "method", [optax.sgd(0.05, momentum=0.9), _plain_step], ids=["optax", "step"]
+)
+def test_the_same_optimizer_object_compiles_once(method):
+    # An optax transformation or a step function measured again (new params, same
+    # object) reuses the compiled code; a fresh closure per call used to recompile.
+    loss = lambda p: 0.5 * jnp.sum(jnp.array([1.0, 3.0]) * p**2)  # noqa: E731
+
+    def drift(params0):
+        return cr.measure_drift(loss, params0, 0.05, 4, method=method).distance
+
+    assert _compilations(lambda: drift(jnp.array([1.0, -1.0]))) > 0
+    assert _compilations(lambda: drift(jnp.array([2.0, 0.5]))) == 0

@@ -53,12 +53,7 @@ def as_stepper(where: str, method: Any, params0: PyTree) -> Stepper:
         isinstance(method, tuple) and len(method) == 2 and callable(method[0])
     ) or callable(method):
         step, state0 = method if isinstance(method, tuple) else (method, ())
-
-        def user_step(params, state, grads, value):
-            params, state = step(params, state, grads)
-            return params, state, params
-
-        stepper = Stepper(user_step, state0, params0)
+        stepper = Stepper(jax.tree_util.Partial(_user_step, step), state0, params0)
     else:
         raise InvalidInputError(
             f"{where}: `method` must be a method name, a diffrax.ButcherTableau, an "
@@ -96,21 +91,32 @@ def _optax_stepper(where: str, optimizer, params0: PyTree) -> Stepper:
     extra = isinstance(optimizer, optax.GradientTransformationExtraArgs)
     if isinstance(state0, optax.LookaheadState):
         synced = optax.LookaheadParams.init_synced(params0)
+        step = jax.tree_util.Partial(_lookahead_step, optimizer)
+        return Stepper(step, optimizer.init(synced), synced)
+    return Stepper(
+        jax.tree_util.Partial(_optax_step, optimizer, extra), state0, params0
+    )
 
-        def lookahead_step(params, state, grads, value):
-            updates, state = optimizer.update(grads, state, params)
-            params = optax.apply_updates(params, updates)
-            return params, state, params.fast
 
-        return Stepper(lookahead_step, optimizer.init(synced), synced)
+# The steps are module-level functions bound with `jax.tree_util.Partial`: the same
+# optimizer object (or step function) then gives an equal `Stepper` and the jitted
+# kernels reuse their compiled code, where a fresh closure per call recompiled.
+def _user_step(step, params, state, grads, value):
+    params, state = step(params, state, grads)
+    return params, state, params
 
-    def optax_step(params, state, grads, value):
-        options = {"value": value} if extra else {}
-        updates, state = optimizer.update(grads, state, params, **options)
-        params = optax.apply_updates(params, updates)
-        return params, state, params
 
-    return Stepper(optax_step, state0, params0)
+def _lookahead_step(optimizer, params, state, grads, value):
+    updates, state = optimizer.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    return params, state, params.fast
+
+
+def _optax_step(optimizer, extra, params, state, grads, value):
+    options = {"value": value} if extra else {}
+    updates, state = optimizer.update(grads, state, params, **options)
+    params = optax.apply_updates(params, updates)
+    return params, state, params
 
 
 OPTIMIZER = MethodInfo("optimizer", "optimizer", None, False)

@@ -128,15 +128,16 @@ class Monitor:
     ```python
     import jax
     import jax.numpy as jnp
+    import numpy as np
     import optax
     import corridors as cr
 
     loss = lambda w, x, y: jnp.mean((x @ w - y) ** 2)
-    x, y = jax.random.normal(jax.random.key(0), (32, 3)), jnp.ones(32)
-    w = jnp.zeros(3)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(32, 3)), jnp.float32)
+    y, w = jnp.ones(32), jnp.zeros(3)
     optimizer = optax.sgd(0.1, momentum=0.9)
     state = optimizer.init(w)
-    monitor = cr.Monitor(loss, sharpness_every=10, microbatches=4)
+    monitor = cr.Monitor(loss, microbatches=4)  # sharpness_every=k adds Lanczos
     grads = jax.grad(loss)(w, x, y)
     update, state = optimizer.update(grads, state, w)
     record = monitor(w, (x, y), update=update, lr=0.1)

@@ -300,6 +300,19 @@ def test_assert_in_corridor_checks_stacked_points():
         T.assert_in_corridor(quad.loss, {"a": jnp.ones(2), "b": jnp.array(1.0)})
 
 
+def test_assert_in_corridor_default_tolerance_follows_the_dtype():
+    # A cone's own float32 GD path scores ~1e-8 (round-off), which float64's default
+    # of 1e-8 would call off the corridor; a curved quadratic (score 1) still fails.
+    cone = L.Cone(jnp.zeros(2, jnp.float32), 1.0)
+    iterates = cr.gd(cone.loss, jnp.array([3.0, 4.0], jnp.float32), 0.1, 5)
+    scores = T.assert_in_corridor(cone.loss, iterates)
+    assert 0 < scores.max() < 1e-5
+    with pytest.raises(AssertionError, match="6 of 6 points are off the corridor"):
+        T.assert_in_corridor(lambda p: 0.5 * jnp.sum(p**2), iterates)
+    with pytest.raises(AssertionError):  # the float64 default is too tight here
+        T.assert_in_corridor(cone.loss, iterates, tol=1e-12)
+
+
 # ----------------------------------------------------------------------- profiles
 
 

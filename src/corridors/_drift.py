@@ -340,8 +340,8 @@ def sweep_drift(
     horizon: float,
     args: tuple = (),
     *,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
+    rtol: float | None = None,
+    atol: float | None = None,
     max_steps: int = 100_000,
     batch_size: int | None = None,
     reference: str = "flow",
@@ -361,7 +361,8 @@ def sweep_drift(
     - `lrs`: concrete learning rates (they set the step counts), each in (0, horizon].
     - `horizon`: flow time T > 0.
     - `args`: extra arguments passed to `loss`.
-    - `rtol`, `atol`, `max_steps`: for the adaptive flow solve.
+    - `rtol`, `atol`, `max_steps`: for the adaptive flow solve (`rtol`/`atol`
+      default by the dtype of `params0`, as in [`corridors.gradient_flow`][]).
     - `batch_size`: `None` (default) vmaps all GD runs together: a batch runs until its
       longest run ends, which suits accelerators. An int runs the learning rates, sorted
       by step count, in vmapped batches of that size one after another, which wastes
@@ -400,8 +401,8 @@ def sweep_drift(
         raise InvalidInputError(
             f"{where}: every lr must be ≤ `horizon` = {horizon} (n ≥ 1 step)."
         )
-    for name, tol in (("rtol", rtol), ("atol", atol)):
-        check_positive(where, name, tol)
+    dtype = float_dtype(params0)
+    rtol, atol = resolved_tolerances(where, dtype, rtol, atol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     if batch_size is not None:
         batch_size = check_steps(where, "batch_size", batch_size, minimum=1)
@@ -411,7 +412,6 @@ def sweep_drift(
             f"{where}: `reference` must be one of {list(FLOW_REFERENCES)}, got "
             f"{reference!r}."
         )
-    dtype = float_dtype(params0)
     # The flow is saved at every time n·lr, sorted, after 0 where it starts. Repeated
     # times stay (diffrax accepts them), so the shapes, and the compilation, depend
     # only on how many lrs there are.

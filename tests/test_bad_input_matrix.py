@@ -848,9 +848,6 @@ KNOWN_FAILURES: dict[tuple, str] = {
         "float64",
         "eager",
     ): "raw TypeError naming no argument",
-    ("sharpness", "key", "shape", "float32", "jit"): "raw TypeError naming no argument",
-    ("sharpness", "key", "str", "float32", "eager"): "raw TypeError naming no argument",
-    ("sharpness", "key", "type", "float64", "jit"): "raw TypeError naming no argument",
     ("sharpness", "params", "nan", "float32", "jit"): "accepted: no error",
     (
         "sweep_drift",
@@ -934,14 +931,6 @@ KNOWN_FAILURES: dict[tuple, str] = {
         "float32",
         "eager",
     ): "raw TypeError naming no argument",
-    (
-        "sgd_paths",
-        "key",
-        "none",
-        "float64",
-        "eager",
-    ): "message does not name the function",
-    ("sgd_paths", "key", "str", "float32", "eager"): "raw TypeError naming no argument",
     (
         "weak_error",
         "f",

@@ -231,6 +231,24 @@ def check_beta(where: str, beta: Any) -> Any:
     )
 
 
+def check_key(where: str, key: Any) -> Array:
+    """One JAX PRNG key: typed (`jax.random.key(0)`) or raw uint32[2]
+    (`jax.random.PRNGKey(0)`, also as a NumPy array); returned as a JAX array."""
+    if isinstance(key, np.ndarray):
+        key = jnp.asarray(key)
+    ok = isinstance(key, jax.Array) and (
+        (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0)
+        or (key.dtype == jnp.uint32 and key.shape == (2,))
+    )
+    if not ok:
+        described = f"{type(key).__name__} {getattr(key, 'dtype', '')}"
+        raise InvalidInputError(
+            f"{where}: `key` must be one JAX PRNG key, e.g. `jax.random.key(0)`; got "
+            f"{described.strip()}{getattr(key, 'shape', '')}."
+        )
+    return key
+
+
 def check_steps(where: str, name: str, n: Any, *, minimum: int = 0) -> int:
     """A static, non-negative integer step count (it sizes a `lax.scan`)."""
     if isinstance(n, jax.core.Tracer):

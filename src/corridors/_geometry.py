@@ -14,6 +14,7 @@ from ._checks import (
     InvalidInputError,
     as_float_params,
     check_args,
+    check_key,
     check_loss,
     check_outputs,
     check_positive,
@@ -300,7 +301,7 @@ def sharpness(
                 f"sharpness: `{name}` must be a bool, got {flag!r}."
             )
     start = init_vectors("sharpness", params, init)
-    key = jax.random.key(0) if key is None else key
+    key = jax.random.key(0) if key is None else check_key("sharpness", key)
     out = _sharpness(loss, params, args, start, key, options=options)
     if throw:
         out = eqx.error_if(

@@ -27,6 +27,7 @@ from ._checks import (
     InvalidInputError,
     check_finite,
     check_increasing,
+    check_key,
     check_leading_axis,
     check_loss,
     check_steps,
@@ -107,19 +108,6 @@ def noise_scale(n: int, batch_size: int, replacement: bool) -> float:
     if replacement:
         return 1.0 / batch_size
     return 0.0 if n == 1 else (n - batch_size) / (batch_size * (n - 1))
-
-
-def check_key(where: str, key: Any) -> Array:
-    """A JAX PRNG key (typed or raw uint32[2])."""
-    key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    if not (typed and key.ndim == 0) and not (
-        key.dtype == jnp.uint32 and key.shape == (2,)
-    ):
-        raise InvalidInputError(
-            f"{where}: `key` must be one JAX PRNG key, e.g. `jax.random.key(0)`."
-        )
-    return key
 
 
 def example(data: PyTree, i: Array) -> PyTree:

@@ -11,6 +11,7 @@ from jaxtyping import PRNGKeyArray, PyTree
 
 from ._checks import (
     InvalidInputError,
+    check_key,
     check_loss,
     check_positive,
     check_steps,
@@ -18,7 +19,7 @@ from ._checks import (
     float_dtype,
 )
 from ._results import RESULTS, finish
-from ._sde import Paths, _worst, check_key, checked_data, example, full_loss, paths_from
+from ._sde import Paths, _worst, checked_data, example, full_loss, paths_from
 
 
 def sgd_paths(

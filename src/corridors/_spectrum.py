@@ -18,24 +18,12 @@ from matfree import decomp, stochtrace
 from ._checks import (
     InvalidInputError,
     check_args,
+    check_key,
     check_loss,
     checked_params,
     traced_floats,
 )
 from ._lanczos import flat_hvp, plan, solve
-
-
-def _check_key(where: str, key) -> None:
-    typed = isinstance(key, jax.Array) and jnp.issubdtype(
-        key.dtype, jax.dtypes.prng_key
-    )
-    raw = isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)
-    if not (typed or raw) or (typed and key.shape != ()):
-        raise InvalidInputError(
-            f"{where}: `key` must be a single PRNG key (`jax.random.key(0)`), got "
-            f"{type(key).__name__} {getattr(key, 'dtype', '')}"
-            f"{getattr(key, 'shape', '')}."
-        )
 
 
 def _check_count(where: str, name: str, value, *, minimum: int = 1) -> int:
@@ -101,7 +89,7 @@ def hessian_trace(
     where = "hessian_trace"
     params = checked_params(where, loss, params, args, "params")
     args = traced_floats(args)
-    _check_key(where, key)
+    key = check_key(where, key)
     if method not in ("hutch++", "hutchinson"):
         raise InvalidInputError(
             f"{where}: `method` must be 'hutch++' or 'hutchinson', got {method!r}."
@@ -230,7 +218,7 @@ def hessian_density(
     where = "hessian_density"
     params = checked_params(where, loss, params, args, "params")
     args = traced_floats(args)
-    _check_key(where, key)
+    key = check_key(where, key)
     n = sum(leaf.size for leaf in jax.tree.leaves(params))
     _check_count(where, "n_samples", n_samples)
     _check_count(where, "order", order)
@@ -354,7 +342,7 @@ def block_sharpness(
     if key is None:
         key = jax.random.key(0)
     else:
-        _check_key(where, key)
+        key = check_key(where, key)
     values = _block_sharpness(
         loss, params, args, key, is_leaf=is_leaf, plans=tuple(plans)
     )

@@ -848,7 +848,6 @@ KNOWN_FAILURES: dict[tuple, str] = {
         "float64",
         "eager",
     ): "raw TypeError naming no argument",
-    ("sharpness", "params", "nan", "float32", "jit"): "accepted: no error",
     (
         "sweep_drift",
         "lrs",
@@ -864,8 +863,6 @@ KNOWN_FAILURES: dict[tuple, str] = {
         "eager",
     ): "raw TypeError naming no argument",
     # -- the spectrum, modified/principal/central flows, SGD paths and the SME --
-    ("hessian_trace", "params", "nan", "float32", "jit"): "accepted: no error",
-    ("hessian_density", "params", "inf", "float64", "jit"): "accepted: no error",
     (
         "hessian_density",
         "grid",

@@ -14,6 +14,7 @@ from ._checks import (
     InvalidInputError,
     as_float_params,
     check_args,
+    check_finite,
     check_key,
     check_loss,
     check_outputs,
@@ -331,5 +332,7 @@ def _sharpness(loss, params, args, init, key, *, options):
             found.converged, RESULTS.successful, RESULTS.not_converged
         ),
     )
-    # Tied to the output: a NaN in `args` need not reach H·v's primal (a quadratic).
+    # Tied to the output: a NaN in `args` or `params` need not reach H·v (a quadratic's
+    # does not depend on either), so a check tied to the inputs would be optimized away.
+    estimate = check_finite("sharpness", "params", params, tie=estimate)
     return check_args("sharpness", args, estimate)

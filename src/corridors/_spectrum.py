@@ -18,6 +18,7 @@ from matfree import decomp, stochtrace
 from ._checks import (
     InvalidInputError,
     check_args,
+    check_finite,
     check_key,
     check_loss,
     checked_params,
@@ -101,8 +102,10 @@ def hessian_trace(
 @eqx.filter_jit
 def _hessian_trace(loss, params, args, key, *, n_samples, method):
     check_loss("hessian_trace", loss, params, args)
-    # Tied to the output: a NaN in `args` need not reach H·v's primal (a quadratic).
+    # Tied to the output: a NaN in `args` or `params` need not reach H·v (a quadratic's
+    # does not depend on either), so a check tied to the inputs would be optimized away.
     estimate = _trace(loss, params, args, key, n_samples=n_samples, method=method)
+    estimate = check_finite("hessian_trace", "params", params, tie=estimate)
     return check_args("hessian_trace", args, estimate)
 
 
@@ -267,7 +270,8 @@ def _hessian_density(loss, params, args, key, grid, *, sigma, n_samples, order):
     kernel = jnp.exp(-0.5 * z**2) / (width * jnp.sqrt(2 * jnp.pi))
     density = jnp.mean(jnp.sum(weights[None] * kernel, axis=2), axis=1)
     found = HessianDensity(nodes, weights, grid, density, width)
-    return check_args("hessian_density", args, found)  # tied to the output, as above
+    found = check_finite("hessian_density", "params", params, tie=found)  # as above
+    return check_args("hessian_density", args, found)
 
 
 def block_sharpness(

@@ -818,7 +818,6 @@ def _call(fname, arg, kind, dtype, mode):
 # Measured on the library as merged (with the `core` branch); the reason says what
 # the case got instead of a clear error. Regenerate with `pytest --runxfail`.
 KNOWN_FAILURES: dict[tuple, str] = {
-    ("gradient_flow", "modified", "shape", "float32", "eager"): "accepted: no error",
     (
         "matched_times",
         "n_steps",
@@ -826,7 +825,6 @@ KNOWN_FAILURES: dict[tuple, str] = {
         "float64",
         "eager",
     ): "raw JaxRuntimeError naming no argument",
-    ("predicted_step_drift", "lr", "shape", "float32", "jit"): "accepted: no error",
     (
         "sgd",
         "batches",

@@ -316,6 +316,7 @@ def gradient_flow(
     solver = default_solver(solver)
     throw = check_throw(where, throw)
     if modified is not None:
+        modified = check_real(where, "modified", modified, scalar=True)
         modified = jnp.asarray(check_positive(where, "modified", modified), ts.dtype)
     return _gradient_flow(
         loss,

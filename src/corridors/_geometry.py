@@ -19,6 +19,7 @@ from ._checks import (
     check_loss,
     check_outputs,
     check_positive,
+    check_real,
     check_same_structure,
     checked_params,
     input_errors,
@@ -195,7 +196,7 @@ def predicted_step_drift(
     where = "predicted_step_drift"
     params = checked_params(where, loss, params, args, "params", finite=False)
     args = traced_floats(args)
-    lr = check_positive(where, "lr", lr)
+    lr = check_positive(where, "lr", check_real(where, "lr", lr, scalar=True))
     return _predicted_step_drift(loss, params, jnp.asarray(lr), args)
 
 

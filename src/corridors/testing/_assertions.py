@@ -216,7 +216,8 @@ def assert_follows_flow(
       clock you claim), or `"nearest"` (only that the iterates lie on the flow path).
     - `flow`: the reference φ as a function `(params0, ts) -> params at ts` (leading
       axis `len(ts)`), e.g. a landscape's `exact_flow`; by default
-      `corridors.gradient_flow` (Dopri8, rtol 1e-10).
+      `corridors.gradient_flow` (Dopri8 at its dtype-resolved tolerances: rtol 1e-10 in
+      float64, 1e-6 in float32).
     - `atol`, `rtol`: absolute tolerance, and tolerance relative to ‖φ(t_k)‖. Default
       by the dtype of `params0`: 1e-9 each in float64; in float32 1e-6 and 1e-5 (the
       rounding of a few float32 steps and of the float32 reference solve).

@@ -372,7 +372,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value > cap:
                 refuse(name, f"must be at most {cap:,}, got {value:,}.")
-        if self.dataset == "synthetic":
+        if self.dataset == "synthetic" and hasattr(os, "sysconf"):  # not on Windows
             size = self.synthetic_size * math.prod(self.synthetic_shape)
             memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
             if size > memory // 2:

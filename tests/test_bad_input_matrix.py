@@ -89,6 +89,11 @@ def bad_int(kind, dtype, *, low=-1, high=2**40):
     }.get(kind)
 
 
+def bad_order(kind, dtype):
+    """A bad value for a small static order (an int ≥ 1, at most the sizes allow)."""
+    return {"range": 7, "type": 1.5, "str": "2", "none": None, "complex": 2j}.get(kind)
+
+
 def bad_ts(kind, dtype):
     ts = np.linspace(0.0, 1.0, 5).astype(dtype)
     return {
@@ -478,7 +483,7 @@ def _calls():
     )  # fmt: skip
     add(
         "hessian_density", "order",
-        lambda kind, d: {"range": 7, "type": 1.5, "str": "2", "none": None, "complex": 2j}.get(kind),
+        bad_order,
         lambda v, d: density(v, d, order=v), ("range", "type", "str", "none", "complex"),
     )  # fmt: skip
     add(
@@ -543,7 +548,7 @@ def _calls():
     modified = flow_of(cr.modified_flow)
     add(
         "modified_flow", "order",
-        lambda kind, d: {"range": 7, "type": 1.5, "str": "2", "none": None, "complex": 2j}.get(kind),
+        bad_order,
         lambda v, d: modified(v, d, order=v), ("range", "type", "str", "none", "complex"),
     )  # fmt: skip
     add(

@@ -5,14 +5,12 @@ import json
 import math
 import pathlib
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from .._checks import InvalidInputError
+from ._config import TrainConfig
 from ._metrics import read_metrics
 from ._run_panels import _run_dirs, caption, load_families
 from ._run_plots import plot_runs
+from ._settings import read_toml
 
 COLUMNS = (
     "run", "final loss", "best loss", "final acc.", "best acc.", "mean corridor score",
@@ -71,8 +69,8 @@ def _other_settings(config: pathlib.Path, run_dirs) -> list[str]:
     folder trained with another model, data set or optimizer (`config.toml` holds
     the latest invocation's settings only; each run keeps its own in run.json)."""
     try:
-        latest = tomllib.loads(config.read_text())
-    except (OSError, ValueError):
+        latest = read_toml(TrainConfig, config)
+    except InvalidInputError:  # unreadable: the report shows the file as it is
         return []
     keys = ("model", "dataset", "optimizer")
     others = []

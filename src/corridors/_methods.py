@@ -16,6 +16,7 @@ from ._checks import (
     check_positive,
     check_real,
     check_steps,
+    check_storage,
 )
 from ._tableaux import NAMED_METHODS, explicit_solver
 
@@ -161,6 +162,7 @@ def matched_times(
     n_steps = check_steps(where, "n_steps", n_steps)
     lr = check_real(where, "lr", lr, scalar=True)
     lr = check_positive(where, "lr", jnp.asarray(lr, jnp.result_type(float)))
+    check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, lr)
     momentum = name in MOMENTUM_METHODS
     if momentum:
         beta = check_real(where, "beta", beta, scalar=True)

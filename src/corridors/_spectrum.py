@@ -21,6 +21,7 @@ from ._checks import (
     check_finite,
     check_key,
     check_loss,
+    check_real,
     checked_params,
     traced_floats,
 )
@@ -237,7 +238,7 @@ def hessian_density(
     if isinstance(grid, int) and not isinstance(grid, bool):
         _check_count(where, "grid", grid, minimum=2)
     else:
-        grid = jnp.asarray(grid)
+        grid = jnp.asarray(check_real(where, "grid", grid))
         if grid.ndim != 1 or not jnp.issubdtype(grid.dtype, jnp.floating):
             raise InvalidInputError(
                 f"{where}: `grid` must be an int or a 1-D float array, got "

@@ -1,15 +1,15 @@
 """Weak error between SGD and its SME, with Monte Carlo confidence intervals."""
 
+import statistics
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtri
 from jaxtyping import Array, Float
 
-from ._checks import InvalidInputError
+from ._checks import InvalidInputError, _refuse
 from ._sde import Paths
 
 
@@ -44,16 +44,12 @@ class WeakError(eqx.Module):
 
 def _values(paths: Paths, f) -> Array:
     """f at every (path, time): shape (n_paths, times)."""
-    if isinstance(f, str):
+    if isinstance(f, str):  # checked by weak_error: "loss" or "norm2"
         if f == "loss":
             return paths.loss
-        if f == "norm2":
-            return sum(
-                jnp.sum(x.reshape((*x.shape[:2], -1)) ** 2, -1)
-                for x in jax.tree.leaves(paths.params)
-            )
-        raise InvalidInputError(
-            f"weak_error: `f` must be 'loss', 'norm2' or a callable, got {f!r}."
+        return sum(
+            jnp.sum(x.reshape((*x.shape[:2], -1)) ** 2, -1)
+            for x in jax.tree.leaves(paths.params)
         )
     values = jax.vmap(jax.vmap(f))(paths.params)
     if jnp.shape(values) != paths.loss.shape:
@@ -116,6 +112,10 @@ def weak_error(
     ```
     """
     where = "weak_error"
+    if not (callable(f) or (isinstance(f, str) and f in ("loss", "norm2"))):
+        raise InvalidInputError(
+            f"{where}: `f` must be 'loss', 'norm2' or a callable, got {f!r:.60}."
+        )
     for name, paths in (("sgd", sgd), ("sme", sme)):
         if not isinstance(paths, Paths):
             raise InvalidInputError(
@@ -126,20 +126,26 @@ def weak_error(
         raise InvalidInputError(
             f"{where}: `level` must be a float in (0, 1), got {level!r}."
         )
-    ts_a, ts_b = np.asarray(sgd.ts), np.asarray(sme.ts)
-    if ts_a.shape != ts_b.shape or not np.allclose(ts_a, ts_b, rtol=1e-9, atol=1e-12):
-        raise InvalidInputError(
-            f"{where}: `sgd` and `sme` must be saved at the same flow times; pass "
-            "`ts=runs.ts` to sgd_sde."
-        )
+    apart = f"{where}: `sgd` and `sme` must be saved at the same flow times; pass "
+    apart += "`ts=runs.ts` to sgd_sde."
+    if jnp.shape(sgd.ts) != jnp.shape(sme.ts):
+        raise InvalidInputError(apart)
+    # Under jit the times are traced: then an error_if, raised when the code runs.
+    ts = _refuse(
+        where,
+        sgd.ts,
+        lambda: ~jnp.allclose(sgd.ts, sme.ts, rtol=1e-9, atol=1e-12),
+        apart,
+    )
     a, b = _values(sgd, f), _values(sme, f)
-    z = float(ndtri(0.5 + 0.5 * level))
+    # A Python float from the standard library: no device work, and none to trace.
+    z = statistics.NormalDist().inv_cdf(0.5 + 0.5 * level)
     mean_a, mean_b = a.mean(0), b.mean(0)
     stderr_a, stderr_b = _stderr(a), _stderr(b)
     difference = mean_a - mean_b
     half_width = z * jnp.sqrt(stderr_a**2 + stderr_b**2)
     return WeakError(
-        sgd.ts,
+        ts,
         jnp.abs(difference),
         difference,
         half_width,

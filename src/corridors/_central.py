@@ -16,6 +16,7 @@ from ._checks import (
     InvalidInputError,
     check_increasing,
     check_loss,
+    check_lr,
     check_positive,
     check_steps,
     checked_params,
@@ -248,8 +249,8 @@ def central_flow(
     where = "central_flow"
     params0 = checked_params(where, loss, params0, args)
     args = traced_floats(args)
-    ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
-    lr = jnp.asarray(check_positive(where, "lr", lr), ts.dtype)
+    ts = check_increasing(where, "ts", ts, float_dtype(params0))
+    lr = jnp.asarray(check_lr(where, lr), ts.dtype)
     n = sum(leaf.size for leaf in jax.tree.leaves(params0))
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
         raise InvalidInputError(f"{where}: `k` must be an int in [1, {n}], got {k!r}.")

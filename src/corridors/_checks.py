@@ -105,24 +105,48 @@ def as_float_params(where: str, params: Any, name: str = "params0") -> Any:
     return jax.tree.unflatten(treedef, arrays)
 
 
-def _numeric_leaf(where: str, name: str, leaf: Any) -> Array:
+def _numeric_leaf(
+    where: str, name: str, leaf: Any, expected: str = "a floating-point array"
+) -> Array:
     """`leaf` as a JAX array, or an error naming `name` if it holds no numbers (a
-    string, an arbitrary object)."""
+    string, an arbitrary object); `expected` says what it should be."""
     if isinstance(leaf, (str, bytes)) or (
         isinstance(leaf, np.ndarray) and leaf.dtype.kind not in "biufc"
     ):
         kind = type(leaf).__name__ if not isinstance(leaf, np.ndarray) else leaf.dtype
         raise InvalidInputError(
-            f"{where}: every leaf of `{name}` must be a floating-point array, got "
+            f"{where}: every leaf of `{name}` must be {expected}, got "
             f"{kind} {leaf!r:.40}."
         )
     try:
         return jnp.asarray(leaf)
     except TypeError as error:  # an object JAX cannot hold
         raise InvalidInputError(
-            f"{where}: every leaf of `{name}` must be a floating-point array, got "
+            f"{where}: every leaf of `{name}` must be {expected}, got "
             f"{type(leaf).__name__} {leaf!r:.40}."
         ) from error
+
+
+def real_arrays(where: str, name: str, tree: Any) -> Any:
+    """`tree` (data or batches) with every leaf a JAX array of real numbers: refuses
+    strings, objects and complex leaves, naming `name`. Bools and ints are data too
+    (masks, labels); traced leaves are only inspected for their dtype."""
+
+    def leaf_of(leaf):
+        expected = "an array of real numbers"
+        array = (
+            leaf
+            if isinstance(leaf, jax.Array)
+            else _numeric_leaf(where, name, leaf, expected)
+        )
+        if jnp.issubdtype(array.dtype, jnp.complexfloating):
+            raise InvalidInputError(
+                f"{where}: every leaf of `{name}` must be {expected}, got dtype "
+                f"{array.dtype}."
+            )
+        return array
+
+    return jax.tree.map(leaf_of, tree)
 
 
 def any_nonfinite(tree: Any) -> Array:
@@ -190,6 +214,11 @@ def check_real(where: str, name: str, value: Any, *, scalar: bool = False) -> An
             f"{where}: `{name}` must be a scalar, got shape {jnp.shape(value)}."
         )
     return value
+
+
+def check_lr(where: str, lr: Any) -> Any:
+    """Refuse an `lr` that is not one real number > 0 (a shaped array too)."""
+    return check_positive(where, "lr", check_real(where, "lr", lr, scalar=True))
 
 
 def check_positive(where: str, name: str, value: Any) -> Any:
@@ -293,10 +322,11 @@ def check_storage(
         )
 
 
-def check_increasing(where: str, name: str, ts: Any) -> Any:
-    """Refuse times that are not a 1-D, finite, strictly increasing array."""
+def check_increasing(where: str, name: str, ts: Any, dtype: Any = None) -> Any:
+    """Refuse times that are not a 1-D, finite, strictly increasing array of reals;
+    returned as a JAX array (of `dtype` if given)."""
     check_real(where, name, ts)
-    ts = jnp.asarray(ts)
+    ts = jnp.asarray(ts, dtype)
     if ts.ndim != 1 or ts.shape[0] < 1:
         raise InvalidInputError(
             f"{where}: `{name}` must be a non-empty 1-D array of times."
@@ -493,7 +523,7 @@ def check_lr_array(where: str, name: str, lrs: Any) -> np.ndarray:
         raise InvalidInputError(
             f"{where}: `{name}` must be concrete (it sets step counts)."
         )
-    array = np.atleast_1d(np.asarray(lrs, dtype=float))
+    array = np.atleast_1d(np.asarray(check_real(where, name, lrs), dtype=float))
     if array.ndim != 1 or array.size == 0:
         raise InvalidInputError(f"{where}: `{name}` must be a non-empty 1-D array.")
     if not np.all(np.isfinite(array) & (array > 0)):

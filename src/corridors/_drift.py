@@ -18,6 +18,7 @@ from ._checks import (
     check_args,
     check_beta,
     check_loss,
+    check_lr,
     check_lr_array,
     check_outputs,
     check_positive,
@@ -567,7 +568,7 @@ def sgd_regularizers(
     batches = batch_tuple(where, batches)
     params = checked_params(where, loss, params, args, "params")
     args = traced_floats(args)
-    lr = check_positive(where, "lr", lr)
+    lr = check_lr(where, lr)
     return _sgd_regularizers(
         loss, params, batches, jnp.asarray(lr, float_dtype(params)), args
     )
@@ -577,7 +578,7 @@ def _is_scalar(value: Any) -> bool:
     """A learning rate (a number or a 0-d array), as opposed to a batches pytree."""
     if isinstance(value, (tuple, list, dict)):
         return False
-    return jnp.ndim(value) == 0
+    return np.ndim(value) == 0  # np: no warning for a non-array (None, an object)
 
 
 @eqx.filter_jit

@@ -302,8 +302,7 @@ def gradient_flow(
     where = "gradient_flow"
     params0 = checked_params(where, loss, params0, args)
     args = traced_floats(args)
-    check_real(where, "ts", ts)
-    ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
+    ts = check_increasing(where, "ts", ts, float_dtype(params0))
     rtol, atol = resolved_tolerances(where, ts.dtype, rtol, atol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     if ts.shape[0] - 1 > max_steps:

@@ -17,9 +17,8 @@ from ._checks import (
     check_finite,
     check_key,
     check_loss,
+    check_lr,
     check_outputs,
-    check_positive,
-    check_real,
     check_same_structure,
     checked_params,
     input_errors,
@@ -196,7 +195,7 @@ def predicted_step_drift(
     where = "predicted_step_drift"
     params = checked_params(where, loss, params, args, "params", finite=False)
     args = traced_floats(args)
-    lr = check_positive(where, "lr", check_real(where, "lr", lr, scalar=True))
+    lr = check_lr(where, lr)
     return _predicted_step_drift(loss, params, jnp.asarray(lr), args)
 
 

@@ -14,7 +14,7 @@ from ._checks import (
     InvalidInputError,
     check_increasing,
     check_loss,
-    check_positive,
+    check_lr,
     check_steps,
     checked_params,
     float_dtype,
@@ -97,8 +97,8 @@ def flow_inputs(
 ):
     params0 = checked_params(where, loss, params0, args)
     args = traced_floats(args)
-    ts = check_increasing(where, "ts", jnp.asarray(ts, float_dtype(params0)))
-    lr = jnp.asarray(check_positive(where, "lr", lr), ts.dtype)
+    ts = check_increasing(where, "ts", ts, float_dtype(params0))
+    lr = jnp.asarray(check_lr(where, lr), ts.dtype)
     rtol, atol = resolved_tolerances(where, ts.dtype, rtol, atol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     solver = default_solver(solver)

@@ -17,7 +17,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 from ._checks import (
     InvalidInputError,
     as_float_params,
-    check_positive,
+    check_lr,
     check_same_structure,
     check_steps,
     float_dtype,
@@ -207,7 +207,7 @@ class Monitor:
             update = as_float_params(where, update, "update")
             check_same_structure(where, "params", params, "update", update)
         if lr is not None:
-            lr = jnp.asarray(check_positive(where, "lr", lr), dtype)
+            lr = jnp.asarray(check_lr(where, lr), dtype)
         if full_batch is not None:
             full_batch = _as_tuple(full_batch)
         m = self.microbatches

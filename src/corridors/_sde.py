@@ -34,6 +34,7 @@ from ._checks import (
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
+    real_arrays,
 )
 from ._results import RESULTS, as_result, finish
 
@@ -82,7 +83,7 @@ def checked_data(where: str, data: Any, batch_size: Any) -> tuple[Any, int, int]
     and 1 ≤ batch_size ≤ N."""
     if not jax.tree.leaves(data):
         raise InvalidInputError(f"{where}: `data` has no array leaves (got {data!r}).")
-    data = jax.tree.map(jnp.asarray, data)
+    data = real_arrays(where, "data", data)
     for leaf in jax.tree.leaves(data):
         if leaf.ndim == 0:
             raise InvalidInputError(
@@ -228,7 +229,7 @@ def sgd_sde(
         raise InvalidInputError(f"{where}: `lr` must be > 0, got {h}.")
     if order not in (1, 2) or isinstance(order, bool):
         raise InvalidInputError(f"{where}: `order` must be 1 or 2, got {order!r}.")
-    ts = check_increasing(where, "ts", jnp.asarray(ts, dtype))
+    ts = check_increasing(where, "ts", ts, dtype)
     ts_np = np.asarray(ts, dtype=float)
     if dt is None:
         dt = h / 4

@@ -13,7 +13,7 @@ from ._checks import (
     InvalidInputError,
     check_key,
     check_loss,
-    check_positive,
+    check_lr,
     check_steps,
     checked_params,
     float_dtype,
@@ -81,7 +81,7 @@ def sgd_paths(
     where = "sgd_paths"
     params0 = checked_params(where, loss, params0, ())
     data, n, batch_size = checked_data(where, data, batch_size)
-    lr = jnp.asarray(check_positive(where, "lr", lr), float_dtype(params0))
+    lr = jnp.asarray(check_lr(where, lr), float_dtype(params0))
     n_steps = check_steps(where, "n_steps", n_steps)
     n_paths = check_steps(where, "n_paths", n_paths, minimum=1)
     every = check_steps(where, "every", every, minimum=1)

@@ -23,13 +23,14 @@ from ._checks import (
     check_finite,
     check_leading_axis,
     check_loss,
-    check_positive,
+    check_lr,
     check_real,
     check_steps,
     check_storage,
     checked_params,
     float_dtype,
     floating_leaves,
+    real_arrays,
     traced_floats,
 )
 from ._flows import gradient_field
@@ -43,7 +44,7 @@ def prepared(where: str, loss: Callable, params0: Any, lr: Any, args: tuple):
     Returns (params0, lr as an array of the params' dtype, args with floats traced).
     """
     params0 = checked_params(where, loss, params0, args)
-    lr = check_positive(where, "lr", check_real(where, "lr", lr, scalar=True))
+    lr = check_lr(where, lr)
     return params0, jnp.asarray(lr, float_dtype(params0)), traced_floats(args)
 
 
@@ -242,6 +243,7 @@ def sgd(
 def batch_tuple(where: str, batches: Any) -> tuple:
     """`batches` as a tuple of arrays with one common, non-empty leading axis."""
     batches = tuple(batches) if isinstance(batches, (tuple, list)) else (batches,)
+    batches = real_arrays(where, "batches", batches)
     check_leading_axis(where, "batches", batches)
     return batches
 

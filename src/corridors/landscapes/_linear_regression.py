@@ -9,8 +9,8 @@ from jaxtyping import Array, Float, Scalar
 
 from .._checks import (
     InvalidInputError,
+    check_lr,
     check_nonnegative,
-    check_positive,
     check_steps,
 )
 from ._base import AbstractExactLandscape, Minimum, common_dtype, constant
@@ -170,7 +170,7 @@ class LinearRegression(AbstractExactLandscape):
         where = "LinearRegression.sgd_moments"
         k = check_steps(where, "k", k)
         noise = self._batch_noise(where, batch_size, replacement)
-        lr = jnp.asarray(check_positive(where, "lr", lr), self.A.dtype)
+        lr = jnp.asarray(check_lr(where, lr), self.A.dtype)
         # k is traced (a while loop) so new step counts do not recompile.
         return _sgd_moments(self, jnp.asarray(k), lr, jnp.asarray(noise, self.A.dtype))
 
@@ -206,7 +206,7 @@ class LinearRegression(AbstractExactLandscape):
         if order not in (1, 2) or isinstance(order, bool):
             raise InvalidInputError(f"{where}: `order` must be 1 or 2, got {order!r}.")
         noise = self._batch_noise(where, batch_size, replacement)
-        lr = jnp.asarray(check_positive(where, "lr", lr), self.A.dtype)
+        lr = jnp.asarray(check_lr(where, lr), self.A.dtype)
         t = jnp.asarray(check_nonnegative(where, "t", t), self.A.dtype)
         return _sme_moments(self, t, lr, jnp.asarray(noise, self.A.dtype), order)
 

@@ -10,7 +10,7 @@ import pytest
 
 import corridors as cr
 from corridors import testing as T
-from corridors.landscapes import Cone, Quadratic
+from corridors.landscapes import Cone, LinearRegression, Quadratic
 
 from .helpers import RUNTIME_ERRORS
 
@@ -130,6 +130,26 @@ def test_paths_say_what_became_non_finite(call, match):
             "measure_drift: `reference`",
         ),
         (
+            lambda: cr.matched_times("momentum", 0.1, 2**40),
+            r"matched_times: n_steps = 1,099,511,627,776 needs [\d,.]+ GiB",
+        ),
+        (
+            lambda: cr.Monitor(weighted)(P, (1.0,), lr=jnp.array([0.1, 0.2])),
+            "Monitor: `lr` must be a scalar",
+        ),
+        (
+            lambda: LinearRegression(jnp.eye(2), jnp.ones(2)).sgd_moments(
+                2, jnp.array([0.1, 0.2]), 1
+            ),
+            "LinearRegression.sgd_moments: `lr` must be a scalar",
+        ),
+        (
+            lambda: cr.sgd(
+                lambda p, x: jnp.sum(p * x), P, 0.1, jnp.ones((2, 2), complex)
+            ),
+            "sgd: every leaf of `batches` must be an array of real numbers",
+        ),
+        (
             lambda: cr.measure_drift(q, P, 0.1, 3, reference=lambda p, ts: p),
             "stacked along a leading axis",
         ),
@@ -203,3 +223,35 @@ def test_nan_batches_are_named():
         eqx.EquinoxRuntimeError, match="sgd_regularizers: `batches` contains NaN"
     ):
         cr.sgd_regularizers(batch_loss, P, 0.1, batches)
+
+
+def test_integer_batches_are_data():
+    """Integer targets are real data: SGD on them is the closed form of float ones."""
+    loss = lambda p, target: 0.5 * jnp.sum((p - target) ** 2)  # noqa: E731
+    path = cr.sgd(loss, jnp.zeros(1), 0.5, np.array([[1], [3]]))
+    np.testing.assert_allclose(path[:, 0], [0.0, 0.5, 1.75])  # θ ← θ − ½(θ − t_k)
+
+
+def test_weak_error_under_jit():
+    """weak_error traces (no host copy of the times): under jit its means are those
+    of NumPy, and paths saved at other times are an error when the compiled code runs."""
+    rng = np.random.default_rng(0)
+    ts = jnp.linspace(0.0, 0.2, 3)
+
+    def paths(params):  # (n_paths, times, 1); only ts, params and result are read
+        loss = jnp.sum(params**2, -1)
+        return cr.Paths(
+            ts, params, loss, loss.mean(0), params.mean(0), jnp.zeros(3), {},
+            cr.RESULTS.successful,
+        )  # fmt: skip
+
+    a, b = (jnp.asarray(rng.normal(size=(8, 3, 1))) for _ in range(2))
+    jitted = eqx.filter_jit(cr.weak_error)
+    found = jitted(paths(a), paths(b), "norm2")
+    expected = (np.asarray(a) ** 2).sum(-1).mean(0) - (np.asarray(b) ** 2).sum(-1).mean(
+        0
+    )
+    np.testing.assert_allclose(found.difference, expected, rtol=1e-12)
+    later = eqx.tree_at(lambda p: p.ts, paths(b), ts + 0.01)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="weak_error: `sgd` and `sme`"):
+        jax.block_until_ready(jitted(paths(a), later, "norm2").error)

@@ -530,12 +530,7 @@ def _calls():
         base = flow_of(getattr(cr, fname))
         loss_case(fname, lambda v, d, base=base: base(v, d, loss=v))
         params_arg(fname, "params0", lambda v, d, base=base: base(v, d, p=v))
-        # Complex `ts` is accepted (cast with a ComplexWarning) and runs the whole
-        # solve (seconds): left out for its cost, not for passing.
-        add(
-            fname, "ts", bad_ts, lambda v, d, base=base: base(v, d, ts=v),
-            ("nan", "inf", "none", "str", "shape", "type", "range"),
-        )  # fmt: skip
+        add(fname, "ts", bad_ts, lambda v, d, base=base: base(v, d, ts=v))
         add(
             fname, "lr", bad_scalar, lambda v, d, base=base: base(v, d, lr=v),
             ("nan", "inf", "none", "str", "complex", "type", "range"),
@@ -725,8 +720,8 @@ def _calls():
     add(
         "step_drift", "time",
         lambda kind, d: "far" if kind == "str" else bad_scalar(kind, d),
-        lambda v, d: drift(v, d, time=v),  # a complex time runs the solve: left out
-        ("nan", "inf", "str", "shape", "type", "range"),
+        lambda v, d: drift(v, d, time=v),
+        ("nan", "inf", "str", "complex", "shape", "type", "range"),
     )  # fmt: skip
     add(
         "step_drift", "rtol", lambda kind, d: bad_scalar(kind, d, low=-1e-8),

@@ -28,6 +28,7 @@ from ._checks import (
     check_finite,
     check_loss,
     check_nonnegative,
+    check_real,
     check_same_structure,
     check_steps,
     checked_params,
@@ -169,12 +170,8 @@ def _time_mode(where: str, time: Any, dtype: Any) -> tuple[str, Array | None]:
                 f"{where}: `time` must be None, 'nearest' or a number ≥ 0, got {time!r}."
             )
         return "nearest", None
-    time = jnp.asarray(time)
-    if time.shape != () or not jnp.issubdtype(time.dtype, jnp.number):
-        raise InvalidInputError(
-            f"{where}: `time` must be a scalar ≥ 0, got shape {time.shape}."
-        )
-    return "given", check_nonnegative(where, "time", time.astype(dtype))
+    time = jnp.asarray(check_real(where, "time", time, scalar=True), dtype)
+    return "given", check_nonnegative(where, "time", time)
 
 
 def _evaluations_per_step(solver: diffrax.AbstractSolver) -> int:

@@ -612,13 +612,7 @@ def _calls():
     for fname, base in (("sgd_sde", sde), ("sgd_paths", runs)):
         loss_case(fname, lambda v, d, base=base: base(v, d, loss=v))
         params_arg(fname, "params0", lambda v, d, base=base: base(v, d, p=v))
-        # sgd_sde takes float(lr): lr="0.1" is accepted and runs the SDE solve (seconds),
-        # left out for its cost.
-        add(
-            fname, "lr", bad_scalar, lambda v, d, base=base: base(v, d, lr=v),
-            ("nan", "inf", "none", "complex", "shape", "type", "range")
-            + (("str",) if fname == "sgd_paths" else ()),
-        )  # fmt: skip
+        add(fname, "lr", bad_scalar, lambda v, d, base=base: base(v, d, lr=v))
         add(fname, "data", bad_data, lambda v, d, base=base: base(v, d, data=v),
             ("nan", "inf", "none", "str", "complex", "shape", "type"))  # fmt: skip
         add(

@@ -535,6 +535,7 @@ def check_lr_array(where: str, name: str, lrs: Any) -> np.ndarray:
 
 def finite_scalar_or_raise(where: str, name: str, value: Any) -> float:
     """A concrete finite Python float (used for static options such as `horizon`)."""
+    check_real(where, name, value, scalar=True)  # float() would take "0.1" or True
     try:
         out = float(value)
     except (TypeError, jax.errors.ConcretizationTypeError) as error:

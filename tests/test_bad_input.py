@@ -255,3 +255,18 @@ def test_weak_error_under_jit():
     later = eqx.tree_at(lambda p: p.ts, paths(b), ts + 0.01)
     with pytest.raises(eqx.EquinoxRuntimeError, match="weak_error: `sgd` and `sme`"):
         jax.block_until_ready(jitted(paths(a), later, "norm2").error)
+
+
+def test_sampled_paths_refuse_outputs_that_cannot_fit():
+    """2**40 saved iterates are refused before anything is allocated, with the counts
+    named (not an out-of-memory error from XLA)."""
+    xs = jnp.linspace(-1.0, 1.0, 4)[:, None]
+    data = (xs, 2.0 * xs[:, 0])
+    loss = lambda w, batch: 0.5 * jnp.mean((batch[0] @ w - batch[1]) ** 2)  # noqa: E731
+    options = dict(batch_size=2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"sgd_paths: n_paths × \(n_steps / every"):
+        cr.sgd_paths(loss, P[:1], 0.1, data, n_steps=2**40, n_paths=2, **options)
+    with pytest.raises(ValueError, match=r"sgd_sde: n_paths × len\(ts\) = 1,099,5"):
+        cr.sgd_sde(
+            loss, P[:1], jnp.linspace(0, 1, 3), 0.1, data, n_paths=2**40, **options
+        )

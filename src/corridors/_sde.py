@@ -31,6 +31,7 @@ from ._checks import (
     check_leading_axis,
     check_loss,
     check_steps,
+    check_storage,
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
@@ -241,6 +242,8 @@ def sgd_sde(
             "SME resolves SGD only below one step)."
         )
     n_paths = check_steps(where, "n_paths", n_paths, minimum=1)
+    what = f"n_paths × len(ts) = {n_paths:,} × {ts.shape[0]:,} saved points"
+    check_storage(where, what, n_paths * ts.shape[0], params0)
     key = check_key(where, key)
     solver = diffrax.Heun() if solver is None else solver
     if not isinstance(solver, diffrax.AbstractSolver):

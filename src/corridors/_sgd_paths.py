@@ -15,6 +15,7 @@ from ._checks import (
     check_loss,
     check_lr,
     check_steps,
+    check_storage,
     checked_params,
     float_dtype,
 )
@@ -89,6 +90,9 @@ def sgd_paths(
         raise InvalidInputError(
             f"{where}: `n_steps` ({n_steps}) must be a multiple of `every` ({every})."
         )
+    saves = n_steps // every + 1
+    what = f"n_paths × (n_steps / every + 1) = {n_paths:,} × {saves:,} saved iterates"
+    check_storage(where, what, n_paths * saves, params0)
     key = check_key(where, key)
     return _sgd_paths(
         loss,

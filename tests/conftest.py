@@ -1,12 +1,36 @@
 """Tests run in float64; the hypothesis profile comes from corridors.testing.
 
 `CORRIDORS_HYPOTHESIS_PROFILE=thorough python -m pytest` runs 200 examples per property
-instead of the default `ci` profile's 10 derandomized ones.
+instead of the default `ci` profile's 10 derandomized ones. Compiled programs are
+cached on disk (see below); `JAX_COMPILATION_CACHE_DIR=` set to another folder moves it.
 """
 
-import jax
+import os
+import pathlib
+import tempfile
+
+# Programs compiled once are reused from disk by the other xdist worker, by the
+# subprocesses the CLI and training tests start, and by the next run (XLA compiling
+# the same small programs again is a large part of the suite's time). The variables
+# reach the subprocesses; the config reaches this process even if a plugin imported
+# JAX first. An outer setting wins.
+_CACHE = pathlib.Path(tempfile.gettempdir()) / f"corridors-jax-cache-{os.getuid()}"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs",
+    float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+)
+jax.config.update(
+    "jax_persistent_cache_min_entry_size_bytes",
+    int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]),
+)
 
 
 def pytest_configure(config):

@@ -167,18 +167,25 @@ def test_float32_kit_defaults_and_errors_name_the_function_called():
 
 
 def _compilations(call) -> int:
-    """How many XLA compilations `call()` triggers."""
+    """How many XLA programs `call()` builds: compiled, or fetched from the persistent
+    compilation cache that tests/conftest.py turns on (a hit skips the compile)."""
     events = []
 
-    def listen(event, duration, **kwargs):
+    def compiled(event, duration, **kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
             events.append(event)
 
-    jax.monitoring.register_event_duration_secs_listener(listen)
+    def fetched(event, **kwargs):
+        if event == "/jax/compilation_cache/cache_hits":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(compiled)
+    jax.monitoring.register_event_listener(fetched)
     try:
         jax.block_until_ready(call())
     finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
+        jax.monitoring.unregister_event_duration_listener(compiled)
+        jax.monitoring.unregister_event_listener(fetched)
     return len(events)
 
 

@@ -88,6 +88,55 @@ def test_paths_say_what_became_non_finite(call, match):
         call()
 
 
+def _first_step_outside(theta, lr, n_steps):
+    """GD on lg = Σ log θ + Σ θ² replayed in NumPy: the first k with θ_k ≤ 0 (where
+    log θ is NaN), or None."""
+    theta = np.array(theta, float)
+    for k in range(n_steps + 1):
+        if np.any(theta <= 0):
+            return k
+        theta = theta - lr * (1 / theta + 2 * theta)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("theta0", "lr"), [([1.0, 2.0], 0.6), ([3.0, 1.0], 0.4), ([5.0, 4.0], 0.45)]
+)
+@pytest.mark.parametrize("method", ["gd", "momentum", "sgd"])
+def test_a_nan_loss_along_the_path_names_its_step(theta0, lr, method):
+    # The step a NumPy replay finds (momentum with β = 0 is GD; SGD on equal
+    # batches is GD) is the step the error names, eagerly.
+    n_steps = 8
+    k = _first_step_outside(theta0, lr, n_steps)
+    assert k is not None and k > 0  # the cases leave the domain inside the run
+    theta0 = jnp.asarray(theta0)
+    call = {
+        "gd": lambda: cr.gd(lg, theta0, lr, n_steps),
+        "momentum": lambda: cr.momentum(lg, theta0, lr, 0.0, n_steps),
+        "sgd": lambda: cr.sgd(
+            lambda p, x: lg(p + x), theta0, lr, jnp.zeros((n_steps, 2))
+        ),
+    }[method]
+    with pytest.raises(
+        eqx.EquinoxRuntimeError,
+        match=rf"{method}: The loss or its gradient became NaN.* step k = {k} ",
+    ):
+        call()
+
+
+def test_an_overflowing_path_names_its_step():
+    # θ ← θ − h·2θ·exp(θ²) on exp(θ²): the NumPy replay overflows at the same step.
+    loss = lambda p: jnp.sum(jnp.exp(p**2))  # noqa: E731
+    theta, k = np.array([1.5]), 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        while np.all(np.isfinite(theta - 0.3 * 2 * theta * np.exp(theta**2))):
+            theta, k = theta - 0.3 * 2 * theta * np.exp(theta**2), k + 1
+    with pytest.raises(
+        eqx.EquinoxRuntimeError, match=rf"gd: The iterates became NaN.* step k = {k} "
+    ):
+        cr.gd(loss, jnp.asarray([1.5]), 0.3, 20)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [

@@ -110,12 +110,12 @@ def _run_method(where, info, loss, params0, lr, beta, n_steps, args, stepper=Non
         iterates, result = run_stepper(where, loss, params0, n_steps, args, stepper)
         return iterates, clock("gd", lr, n_steps, beta), result
     if info.family == "gradient":
-        iterates, result = run_sgd(
+        iterates, result, _ = run_sgd(
             where, loss, params0, lr, n_steps, args,
             beta=beta, nesterov=info.name == "nesterov",
         )  # fmt: skip
     else:
-        iterates, result = rk_steps(
+        iterates, result, _ = rk_steps(
             where, loss, params0, lr, n_steps, args, info.solver
         )
     return iterates, clock(info.name, lr, n_steps, beta), result

@@ -30,6 +30,7 @@ from ._checks import (
     checked_params,
     float_dtype,
     floating_leaves,
+    is_concrete,
     real_arrays,
     traced_floats,
 )
@@ -78,7 +79,8 @@ def run_sgd(
 
     Without `batches` it runs `n_steps` full-batch steps. Call it inside a jitted
     function (so that `lr` and `beta` stay traced: new values do not recompile).
-    Returns the iterates and their `path_result`; it raises nothing.
+    Returns the iterates, their `path_result` and the first failing step (−1 if
+    none); it raises nothing.
     """
     first_batch = () if batches is None else jax.tree.map(lambda x: x[0], batches)
     check_loss(where, loss, params0, (*first_batch, *args))
@@ -89,28 +91,57 @@ def run_sgd(
     value_and_grad = jax.value_and_grad(loss)
 
     def step(carry, batch):
-        params, state, nan_loss = carry
+        params, state, nan_loss, failed_at, k = carry
         batch = () if batch is None else batch
         value, grad = value_and_grad(params, *batch, *args)
         # A NaN loss or gradient at a finite point (outside the loss's domain), told
         # apart from iterates that overflow.
-        nan_here = jnp.isnan(value) | any_nan(grad)
-        nan_loss = nan_loss | (nan_here & ~any_nonfinite(params))
+        nan_here = (jnp.isnan(value) | any_nan(grad)) & ~any_nonfinite(params)
         updates, state = optimizer.update(grad, state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, state, nan_loss), params
+        new = optax.apply_updates(params, updates)
+        failed_at = first_step(failed_at, k, nan_here | any_nonfinite(new))
+        return (new, state, nan_loss | nan_here, failed_at, k + 1), new
 
     length = n_steps if batches is None else None
-    init = (params0, optimizer.init(params0), jnp.zeros((), bool))
-    (_, _, nan_loss), steps = jax.lax.scan(step, init, batches, length)
+    init = (params0, optimizer.init(params0), jnp.zeros((), bool), *NO_STEP)
+    (_, _, nan_loss, failed_at, _), steps = jax.lax.scan(step, init, batches, length)
     iterates = stacked(params0, steps)
-    return iterates, path_result(iterates, nan_loss)
+    return iterates, path_result(iterates, nan_loss), failed_at
+
+
+# (first failing step, step counter) at the start of a scan: none failed yet.
+NO_STEP = (jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
+
+
+def first_step(failed_at: Array, k: Array, failed_now: Array) -> Array:
+    """The first step that failed: `k` if none had and this one did."""
+    return jnp.where((failed_at < 0) & failed_now, k, failed_at)
 
 
 @eqx.filter_jit
-def _checked_sgd(where, loss, params0, lr, n_steps, args, **options):
-    return finish(
-        where, *run_sgd(where, loss, params0, lr, n_steps, args, **options), True
+def _sgd_path(where, loss, params0, lr, n_steps, args, **options):
+    return run_sgd(where, loss, params0, lr, n_steps, args, **options)
+
+
+def checked_path(
+    where: str, iterates: PyTree, result: RESULTS, failed_at: Array
+) -> PyTree:
+    """`iterates`, or the error of a failed path naming `where` and the step.
+
+    Under an outer `jit` the error is tied on (`equinox.error_if`: it fires when the
+    compiled code runs, and cannot print the step, a traced value); eagerly it is
+    raised here, with the first step k whose loss or gradient at θ_k, or whose θ_{k+1},
+    was NaN or Inf.
+    """
+    if not is_concrete((iterates, result)):
+        return finish(where, iterates, result, True)
+    code = int(result._value)
+    if code == RESULTS.successful._value:
+        return iterates
+    k = int(failed_at)
+    raise eqx.EquinoxRuntimeError(
+        f"{where}: {RESULTS._index_to_message[code]} First at step k = {k} "
+        f"(from θ_{k} to θ_{k + 1})."
     )
 
 
@@ -146,7 +177,7 @@ def gd(
     params0, lr, args = prepared("gd", loss, params0, lr, args)
     n_steps = check_steps("gd", "n_steps", n_steps)
     check_storage("gd", f"n_steps = {n_steps:,}", n_steps + 1, params0)
-    return _checked_sgd("gd", loss, params0, lr, n_steps, args)
+    return checked_path("gd", *_sgd_path("gd", loss, params0, lr, n_steps, args))
 
 
 def momentum(
@@ -196,9 +227,10 @@ def momentum(
     beta = jnp.asarray(check_beta("momentum", beta), lr.dtype)
     n_steps = check_steps("momentum", "n_steps", n_steps)
     check_storage("momentum", f"n_steps = {n_steps:,}", n_steps + 1, params0)
-    return _checked_sgd(
+    path = _sgd_path(
         "momentum", loss, params0, lr, n_steps, args, beta=beta, nesterov=bool(nesterov)
     )
+    return checked_path("momentum", *path)
 
 
 def sgd(
@@ -237,7 +269,8 @@ def sgd(
     """
     batches = batch_tuple("sgd", batches)
     params0, lr, args = prepared("sgd", loss, params0, lr, args)
-    return _checked_sgd("sgd", loss, params0, lr, 0, args, batches=batches)
+    path = _sgd_path("sgd", loss, params0, lr, 0, args, batches=batches)
+    return checked_path("sgd", *path)
 
 
 def batch_tuple(where: str, batches: Any) -> tuple:
@@ -294,33 +327,38 @@ def runge_kutta(
     params0, lr, args = prepared(where, loss, params0, lr, args)
     n_steps = check_steps(where, "n_steps", n_steps)
     check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, params0)
-    return _checked_rk(where, loss, params0, lr, n_steps, args, solver)
+    return checked_path(
+        where, *_rk_path(where, loss, params0, lr, n_steps, args, solver)
+    )
 
 
 def rk_steps(where, loss, params0, lr, n_steps, args, solver):
     """The Runge–Kutta loop behind `runge_kutta` (inputs already checked; call it
-    inside a jitted function). Returns the iterates and their `path_result`."""
+    inside a jitted function). Returns the iterates, their `path_result` and the first
+    step whose result is not finite (−1 if none)."""
     check_loss(where, loss, params0, args)
     params0 = check_args(where, args, params0)
     term = diffrax.ODETerm(gradient_field(loss, args))
     zero = jnp.zeros((), lr.dtype)
 
     def step(carry, k):
-        params, state = carry
+        params, state, failed_at = carry
         t0 = k * lr
         params, _, _, state, _ = solver.step(
             term, t0, t0 + lr, params, None, state, made_jump=False
         )
-        return (params, state), params
+        failed_at = first_step(failed_at, k.astype(jnp.int32), any_nonfinite(params))
+        return (params, state, failed_at), params
 
     state = solver.init(term, zero, lr, params0, None)
-    _, steps = jax.lax.scan(step, (params0, state), jnp.arange(n_steps, dtype=lr.dtype))
+    init = (params0, state, NO_STEP[0])
+    (_, _, failed_at), steps = jax.lax.scan(
+        step, init, jnp.arange(n_steps, dtype=lr.dtype)
+    )
     iterates = stacked(params0, steps)
-    return iterates, path_result(iterates)
+    return iterates, path_result(iterates), failed_at
 
 
 @eqx.filter_jit
-def _checked_rk(where, loss, params0, lr, n_steps, args, solver):
-    return finish(
-        where, *rk_steps(where, loss, params0, lr, n_steps, args, solver), True
-    )
+def _rk_path(where, loss, params0, lr, n_steps, args, solver):
+    return rk_steps(where, loss, params0, lr, n_steps, args, solver)

@@ -418,6 +418,11 @@ MODELS = [
 @pytest.mark.parametrize("model", MODELS)
 def test_resume_after_sigkill_is_bit_identical(tmp_path, model):
     settings = {**SETTINGS, **model}
+    if model["model"] != "mlp":
+        # What batch norm adds to a resume is its running averages in the checkpoint;
+        # that measurements and snapshots resume is the MLP case's to test. Measuring
+        # the VGG in each of the three runs cost 5 of the test's 6 minutes.
+        settings.update(measure_every=0, snapshots=0)
     cache = tmp_path / "jax-cache"
     reference = finish(launch({**settings, "out": str(tmp_path / "a")}, cache=cache))
     killed = launch(

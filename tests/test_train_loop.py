@@ -351,14 +351,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def launch(settings: dict, *, devices: int = 1, cache=None) -> subprocess.Popen:
+def launch(settings: dict, *, devices: int = 1) -> subprocess.Popen:
+    # The environment carries conftest.py's compilation cache: the runs of every test
+    # here share their compiled programs.
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env.pop("JAX_ENABLE_X64", None)
-    if cache is not None:  # share compiled programs between the subprocesses
-        env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
-        env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-        env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, json.dumps(settings)],
         env=env,
@@ -423,20 +421,16 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, model):
         # that measurements and snapshots resume is the MLP case's to test. Measuring
         # the VGG in each of the three runs cost 5 of the test's 6 minutes.
         settings.update(measure_every=0, snapshots=0)
-    cache = tmp_path / "jax-cache"
-    reference = finish(launch({**settings, "out": str(tmp_path / "a")}, cache=cache))
+    reference = finish(launch({**settings, "out": str(tmp_path / "a")}))
     killed = launch(
-        {**settings, "out": str(tmp_path / "b"), "kill_at": 7, "wait_for": 6},
-        cache=cache,
+        {**settings, "out": str(tmp_path / "b"), "kill_at": 7, "wait_for": 6}
     )
     killed.communicate(timeout=600)
     assert killed.returncode == -9  # SIGKILL
     run_b = tmp_path / "b" / "momentum-lr0.05-seed0"
     assert (run_b / "checkpoints" / "6").exists()
     assert not (run_b / "checkpoints" / "9").exists()
-    resumed = finish(
-        launch({**settings, "out": str(tmp_path / "b"), "resume": True}, cache=cache)
-    )
+    resumed = finish(launch({**settings, "out": str(tmp_path / "b"), "resume": True}))
     assert reference["step"] == resumed["step"] == 9
     leaves_a = saved_leaves(pathlib.Path(reference["run_dir"]))
     leaves_b = saved_leaves(run_b)

@@ -13,7 +13,7 @@ from jaxtyping import Array, Float
 from ._checks import (
     InvalidInputError,
     check_beta,
-    check_positive,
+    check_lr,
     check_real,
     check_steps,
     check_storage,
@@ -160,8 +160,7 @@ def matched_times(
     where = "matched_times"
     name = method_info(method, where=where).name  # refuses what is no method
     n_steps = check_steps(where, "n_steps", n_steps)
-    lr = check_real(where, "lr", lr, scalar=True)
-    lr = check_positive(where, "lr", jnp.asarray(lr, jnp.result_type(float)))
+    lr = jnp.asarray(check_lr(where, lr), jnp.result_type(float))
     check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, lr)
     momentum = name in MOMENTUM_METHODS
     if momentum:

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 
-def test_import_loads_neither_hypothesis_nor_sympy_and_leaves_absl_alone():
+def test_import_loads_neither_hypothesis_nor_sympy_and_leaves_absl_and_jax_alone():
     code = (
         "import logging, sys\n"
         "before = logging.getLogger('absl').level\n"
@@ -13,6 +13,8 @@ def test_import_loads_neither_hypothesis_nor_sympy_and_leaves_absl_alone():
         "assert 'sympy' not in sys.modules, 'sympy loaded'\n"
         "assert 'corridors.testing' not in sys.modules\n"
         "assert logging.getLogger('absl').level == before, 'absl level changed'\n"
+        "import jax._src.xla_bridge as xla_bridge\n"
+        "assert not xla_bridge._backends, 'a JAX backend was started'\n"
         "assert corridors.testing.assert_tree_allclose is not None\n"
         "assert 'hypothesis' in sys.modules\n"
     )

@@ -103,14 +103,16 @@ def run_sgd(
         return (new, state, nan_loss | nan_here, failed_at, k + 1), new
 
     length = n_steps if batches is None else None
-    init = (params0, optimizer.init(params0), jnp.zeros((), bool), *NO_STEP)
+    init = (params0, optimizer.init(params0), jnp.zeros((), bool), *no_step())
     (_, _, nan_loss, failed_at, _), steps = jax.lax.scan(step, init, batches, length)
     iterates = stacked(params0, steps)
     return iterates, path_result(iterates, nan_loss), failed_at
 
 
-# (first failing step, step counter) at the start of a scan: none failed yet.
-NO_STEP = (jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32))
+def no_step() -> tuple[Array, Array]:
+    """(first failing step, step counter) at the start of a scan: none failed yet.
+    A function, not a constant: an array made at import would start JAX's backend."""
+    return jnp.asarray(-1, jnp.int32), jnp.asarray(0, jnp.int32)
 
 
 def first_step(failed_at: Array, k: Array, failed_now: Array) -> Array:
@@ -351,7 +353,7 @@ def rk_steps(where, loss, params0, lr, n_steps, args, solver):
         return (params, state, failed_at), params
 
     state = solver.init(term, zero, lr, params0, None)
-    init = (params0, state, NO_STEP[0])
+    init = (params0, state, no_step()[0])
     (_, _, failed_at), steps = jax.lax.scan(
         step, init, jnp.arange(n_steps, dtype=lr.dtype)
     )

@@ -137,6 +137,71 @@ def test_an_overflowing_path_names_its_step():
         cr.gd(loss, jnp.asarray([1.5]), 0.3, 20)
 
 
+def root(theta):  # the flow θ' = −1/(2√θ) reaches θ = 0, where ∇L is NaN, in finite time
+    return jnp.sum(jnp.sqrt(theta))
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [
+        lambda ts: cr.gradient_flow(root, P, ts),
+        lambda ts: cr.central_flow(root, P, ts, 0.01),
+        lambda ts: cr.principal_flow(root, P, ts, 0.01),
+    ],
+)
+def test_a_nan_loss_along_the_flow_names_its_flow_time(flow):
+    # d(θ^{3/2})/dt = −3/4: θ_1 = 1 reaches 0 at T = 4/3, the first entry to end. The
+    # error brackets T between two times of `ts` instead of blaming `max_steps`.
+    ts = jnp.linspace(0.0, 2.0, 21)
+    with pytest.raises(
+        eqx.EquinoxRuntimeError,
+        match=r"_flow: Nonfinite.* along the flow itself.* reached flow time "
+        r"t = 1\.3 and failed before t = 1\.4\.",
+    ) as error:
+        flow(ts)
+    assert "max_steps" not in str(error.value)
+
+
+def test_a_flow_stopped_by_a_nan_loss_spends_few_steps():
+    # Without the stop the retries would spin to max_steps = 100,000.
+    flow = cr.gradient_flow(root, P, jnp.linspace(0.0, 2.0, 21), throw=False)
+    assert flow.result == cr.RESULTS.nonfinite
+    assert int(flow.stats["num_steps"]) < 2_000
+    reached = np.flatnonzero(np.all(np.isfinite(np.asarray(flow.params)), axis=1))
+    assert reached[-1] == 13  # t = 1.3 < T = 4/3 < 1.4
+
+
+def test_a_loss_undefined_off_the_flow_is_still_solved():
+    # L = (θ − 1)²/2, NaN past θ = 1.001: the flow from −5 approaches 1 from below,
+    # θ(t) = 1 − 6e^{−t}, but long trial steps at loose tolerances land past the edge;
+    # those are rejected and retried, not taken for the flow's own NaN.
+    outside = []
+
+    def edged(p):
+        jax.debug.callback(lambda x: outside.append(float(x) >= 1.001), jnp.max(p))
+        return jnp.sum(jnp.where(p < 1.001, 0.5 * (p - 1) ** 2, jnp.nan))
+
+    ts = jnp.array([0.0, 60.0])
+    flow = cr.gradient_flow(edged, jnp.array([-5.0]), ts, rtol=1e-4, atol=1e-6)
+    assert any(outside)  # the case does step past the edge
+    assert abs(float(flow.params[-1, 0]) - (1 - 6 * np.exp(-60.0))) < 1e-4
+
+
+def test_measure_drift_names_the_first_nan_iterate_and_flow_time():
+    # GD θ ← θ − 0.1/(2√θ) replayed in NumPy: the first k with θ_k < 0 (NaN loss).
+    theta, k = np.array([1.0, 2.0]), 0
+    while np.all(theta >= 0):
+        theta, k = theta - 0.1 / (2 * np.sqrt(theta)), k + 1
+    # the flow's NaN starts after T = 4/3: the first matched time k·lr past it
+    first_time = np.ceil(4 / 3 / 0.1) * 0.1
+    with pytest.raises(
+        eqx.EquinoxRuntimeError,
+        match=rf"measure_drift: .* iterate θ_{k} or its loss is the first NaN/Inf\. "
+        rf"The reference is first NaN/Inf at flow time t = {first_time:.6g}\.",
+    ):
+        cr.measure_drift(root, P, 0.1, 40)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [

@@ -23,9 +23,9 @@ from ._checks import (
     float_dtype,
     traced_floats,
 )
-from ._flows import default_solver, solve, solve_hints, start_result
+from ._flows import checked_flow, default_solver, solve, solve_hints, start_result
 from ._principal import top_eigenpairs
-from ._results import RESULTS, check_throw, finish, first_failure
+from ._results import RESULTS, check_throw, first_failure
 
 
 def svec_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -260,10 +260,11 @@ def central_flow(
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     solver = diffrax.Tsit5() if solver is None else default_solver(solver)
     throw = check_throw(where, throw)
-    return _central_flow(
+    flow = _central_flow(
         loss, params0, ts, lr, args, jnp.asarray(relaxation, ts.dtype),
-        k=k, rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, throw=throw,
+        k=k, rtol=rtol, atol=atol, max_steps=max_steps, solver=solver,
     )  # fmt: skip
+    return checked_flow(where, flow, throw, solve_hints(max_steps))
 
 
 def _flat_gradient(loss, params0, args):
@@ -282,19 +283,17 @@ def central_field(grad_flat: Callable, *, k: int, relaxation: Array) -> Callable
 
 @eqx.filter_jit
 def _central_flow(loss, params0, ts, lr, args, relaxation, *, k, rtol, atol,
-                  max_steps, solver, throw):  # fmt: skip
+                  max_steps, solver):  # fmt: skip
     where = "central_flow"
     check_loss(where, loss, params0, args)
     start = start_result(loss, params0, args)
-    if throw:
-        params0 = finish(where, params0, start, throw)
     flat0, unravel, grad_flat = _flat_gradient(loss, params0, args)
     solved = solve(
         central_field(grad_flat, k=k, relaxation=relaxation), flat0, ts, lr,
         rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=False,
     )  # fmt: skip
     result = first_failure(start, solved.result)
-    states = finish(where, solved.ys, result, throw, solve_hints(max_steps))
+    states = solved.ys
 
     def along(x):
         _, values, sigma = edge_terms(grad_flat, x, lr, k=k, tau=relaxation * lr)

@@ -28,6 +28,7 @@ from ._checks import (
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
+    is_concrete,
     named_args,
     resolved_tolerances,
     traced_floats,
@@ -45,7 +46,14 @@ from ._optimizers import (
     run_stepper,
 )
 from ._references import REFERENCES, reference_path
-from ._results import RESULTS, check_throw, failed_if, finish, first_failure
+from ._results import (
+    RESULTS,
+    check_throw,
+    failed_if,
+    finish,
+    first_failure,
+    raise_failure,
+)
 from ._steppers import batch_tuple, path_result, prepared, rk_steps, run_sgd
 
 FLOW_REFERENCES = REFERENCES  # flow, modified, modified2, modified3, principal, central
@@ -242,7 +250,7 @@ def measure_drift(
     rtol, atol = resolved_tolerances(where, lr.dtype, rtol, atol)
     max_steps = check_steps(where, "max_steps", max_steps, minimum=1)
     throw = check_throw(where, throw)
-    return _measure_drift(
+    drift = _measure_drift(
         loss,
         params0,
         lr,
@@ -254,14 +262,43 @@ def measure_drift(
         info=info,
         n_steps=n_steps,
         options={"rtol": rtol, "atol": atol, "max_steps": max_steps},
-        throw=throw,
     )
+    return _checked_drift(where, drift, throw, solve_hints(max_steps))
+
+
+def _checked_drift(where: str, drift: "Drift", throw: bool, hints: tuple) -> "Drift":
+    """`drift` or, when `throw`, the error of its failure naming `where` and the first
+    step k of the method, and the first flow time of the reference, that were NaN/Inf.
+
+    Under an outer `jit` the error is tied on and cannot print those traced values.
+    """
+    if not throw:
+        return drift
+    if not is_concrete(drift):
+        return finish(where, drift, drift.result, True, hints)
+    if int(drift.result._value) == RESULTS.successful._value:
+        return drift
+
+    def first_bad(states, losses):
+        bad = jax.vmap(any_nonfinite)(states) | ~jnp.isfinite(losses)
+        return int(np.argmax(np.asarray(bad))) if bad.any() else None
+
+    details = []
+    k = first_bad(drift.iterates, drift.loss_method)
+    if k is not None:
+        details.append(f"The method's iterate θ_{k} or its loss is the first NaN/Inf.")
+    j = first_bad(drift.reference, drift.loss_reference)
+    if j is not None:
+        details.append(
+            f"The reference is first NaN/Inf at flow time t = {float(drift.ts[j]):.6g}."
+        )
+    raise_failure(where, drift.result, " ".join(details), hints)
 
 
 @eqx.filter_jit
 def _measure_drift(
     loss, params0, lr, beta, args, reference, stepper, times,
-    *, info, n_steps, options, throw,
+    *, info, n_steps, options,
 ):  # fmt: skip
     where = "measure_drift"
     iterates, ts, path_status = _run_method(
@@ -293,7 +330,7 @@ def _measure_drift(
         reference=path,
         result=result,
     )
-    return finish(where, drift, result, throw, solve_hints(options["max_steps"]))
+    return drift
 
 
 class SweepDrift(eqx.Module):

@@ -25,11 +25,20 @@ from ._checks import (
     check_storage,
     checked_params,
     float_dtype,
+    is_concrete,
     resolved_tolerances,
     traced_floats,
 )
 from ._geometry import gradient_and_hvp, gradient_function
-from ._results import RESULTS, as_result, check_throw, failed_if, finish, first_failure
+from ._results import (
+    RESULTS,
+    as_result,
+    check_throw,
+    failed_if,
+    finish,
+    first_failure,
+    raise_failure,
+)
 
 
 def gradient_field(loss: Callable, args: tuple) -> Callable:
@@ -149,7 +158,28 @@ def _controller(solver: diffrax.AbstractSolver, rtol: float, atol: float, ts: Ar
     # Step exactly to every requested time: values there are then step endpoints,
     # accurate to the tolerance. Interpolating between long steps instead can be
     # 1e4 times less accurate (Dopri8's interpolant is of lower order than its steps).
-    return diffrax.ClipStepSizeController(pid, step_ts=ts)
+    return _StopWhereNonfinite(pid, step_ts=ts)
+
+
+class _StopWhereNonfinite(diffrax.ClipStepSizeController):
+    """Ends the solve with `RESULTS.nonfinite` where the field is NaN/Inf for every step.
+
+    A trial step into a region where the loss is undefined is rejected and retried
+    shorter, as it should be. But where the flow itself reaches such a region, the
+    retries shrink the step to nothing and the solve would spin to `max_steps`, to be
+    reported as a budget problem; a non-finite trial over a step already below the
+    resolution of t is that case.
+    """
+
+    def adapt_step_size(self, t0, t1, y0, y1_candidate, *args, **kwargs):
+        *decision, result = super().adapt_step_size(
+            t0, t1, y0, y1_candidate, *args, **kwargs
+        )
+        resolution = 64 * jnp.finfo(jnp.result_type(t0)).eps
+        negligible = jnp.abs(t1 - t0) <= resolution * jnp.maximum(jnp.abs(t0), 1.0)
+        stuck = negligible & ~jnp.all(jnp.isfinite(y1_candidate))
+        result = diffrax.RESULTS.where(stuck, diffrax.RESULTS.nonfinite, result)
+        return (*decision, result)
 
 
 class Solved(NamedTuple):
@@ -223,7 +253,12 @@ def solve_hints(max_steps: int) -> tuple:
             RESULTS.max_steps_reached,
             f"The flow solve hit max_steps={max_steps} before the last time: raise "
             "`max_steps`, loosen `rtol`/`atol`, or pass `solver='stiff'` for a sharp "
-            "loss (a loss that is NaN along the flow also ends here).",
+            "loss.",
+        ),
+        (
+            RESULTS.nonfinite,
+            "The loss or its gradient is NaN or Inf along the flow itself (the solver's "
+            "steps shrank to nothing there): is the loss defined along the whole flow?",
         ),
     )
 
@@ -317,7 +352,7 @@ def gradient_flow(
     if modified is not None:
         modified = check_real(where, "modified", modified, scalar=True)
         modified = jnp.asarray(check_positive(where, "modified", modified), ts.dtype)
-    return _gradient_flow(
+    flow = _gradient_flow(
         loss,
         params0,
         ts,
@@ -328,20 +363,46 @@ def gradient_flow(
         max_steps=max_steps,
         solver=solver,
         dense=dense,
-        throw=throw,
     )
+    return checked_flow(where, flow, throw, solve_hints(max_steps))
 
 
-@eqx.filter_jit
+def checked_flow(where: str, flow: Any, throw: bool, hints: tuple = ()) -> Any:
+    """`flow` (a solved flow with `.ts`, `.params` and `.result`) or, when `throw`,
+    the error of its failure naming `where` and the flow time the solve reached.
+
+    Under an outer `jit` the error is tied to the flow's arrays (`equinox.error_if`:
+    it fires when the compiled code runs, and cannot print a traced time).
+    """
+    if not throw:
+        return flow
+    if not is_concrete((flow.params, flow.result)):
+        arrays, rest = eqx.partition(flow, eqx.is_array)
+        return eqx.combine(finish(where, arrays, flow.result, True, hints), rest)
+    if int(flow.result._value) == RESULTS.successful._value:
+        return flow
+    # The saved states past a failure are Inf: the last finite one is as far as the
+    # solve got.
+    finite = jax.vmap(lambda x: ~any_nonfinite(x))(flow.params)
+    reached = int(np.flatnonzero(np.asarray(finite))[-1]) if finite.any() else 0
+    ts = np.asarray(flow.ts)
+    if reached + 1 < ts.shape[0]:
+        detail = (
+            f"The solve reached flow time t = {ts[reached]:.6g} and failed before "
+            f"t = {ts[reached + 1]:.6g}."
+        )
+    else:
+        detail = f"It failed at flow time t = {ts[reached]:.6g}."
+    raise_failure(where, flow.result, detail, hints)
+
+
 def _gradient_flow(
-    loss, params0, ts, args, modified, *, rtol, atol, max_steps, solver, dense, throw
+    loss, params0, ts, args, modified, *, rtol, atol, max_steps, solver, dense
 ):
     where = "gradient_flow"
     check_loss(where, loss, params0, args)
     params0 = check_args(where, args, params0)
     start = start_result(loss, params0, args)
-    if throw:  # fail before the solve, which would spin to max_steps on a NaN
-        params0 = finish(where, params0, start, throw)
     field = (
         gradient_field(loss, args) if modified is None else modified_field(loss, args)
     )
@@ -356,18 +417,16 @@ def _gradient_flow(
         solver=solver,
         dense=dense,
     )
-    return solved_flow(
-        where, ts, solved, start, throw=throw, max_steps=max_steps, dense=dense
-    )
+    return solved_flow(ts, solved, start, dense=dense)
 
 
-def solved_flow(where, ts, solved, start, *, throw, max_steps, dense) -> "Flow":
+def solved_flow(ts, solved, start, *, dense) -> "Flow":
     """The `Flow` of a finished `solve` from a start whose status is `start`: the
-    first failure of the two is its `.result`, tied on as an error when `throw`."""
+    first failure of the two is its `.result` (raised by `checked_flow`)."""
     result = first_failure(start, solved.result)
     return Flow(
         ts=ts,
-        params=finish(where, solved.ys, result, throw, solve_hints(max_steps)),
+        params=solved.ys,
         stats=solved.stats,
         solution=solved.solution if dense else None,
         unravel=solved.unravel,

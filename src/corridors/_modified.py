@@ -23,13 +23,15 @@ from ._checks import (
 )
 from ._flows import (
     Flow,
+    checked_flow,
     default_solver,
     solve,
+    solve_hints,
     solved_flow,
     start_result,
 )
 from ._geometry import gradient_function
-from ._results import check_throw, finish
+from ._results import check_throw
 
 MODIFIED_ORDERS = (1, 2, 3)
 
@@ -172,26 +174,23 @@ def modified_flow(
     params0, ts, lr, args, rtol, atol, max_steps, solver = flow_inputs(
         where, loss, params0, ts, lr, args, rtol, atol, max_steps, solver, throw
     )
-    return _modified_flow(
+    flow = _modified_flow(
         loss, params0, ts, lr, args,
         order=order, rtol=rtol, atol=atol, max_steps=max_steps, solver=solver,
-        dense=dense, throw=throw,
+        dense=dense,
     )  # fmt: skip
+    return checked_flow(where, flow, throw, solve_hints(max_steps))
 
 
 @eqx.filter_jit
 def _modified_flow(
-    loss, params0, ts, lr, args, *, order, rtol, atol, max_steps, solver, dense, throw
+    loss, params0, ts, lr, args, *, order, rtol, atol, max_steps, solver, dense
 ):
     where = "modified_flow"
     check_loss(where, loss, params0, args)
     start = start_result(loss, params0, args)
-    if throw:  # fail before the solve, which would spin to max_steps on a NaN
-        params0 = finish(where, params0, start, throw)
     solved = solve(
         modified_field_of_order(loss, args, order), params0, ts, lr,
         rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=dense,
     )  # fmt: skip
-    return solved_flow(
-        where, ts, solved, start, throw=throw, max_steps=max_steps, dense=dense
-    )
+    return solved_flow(ts, solved, start, dense=dense)

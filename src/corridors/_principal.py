@@ -15,12 +15,13 @@ from ._checks import (
     check_loss,
 )
 from ._flows import (
+    checked_flow,
     solve,
     solve_hints,
     start_result,
 )
 from ._modified import flow_inputs
-from ._results import RESULTS, finish, first_failure
+from ._results import RESULTS, first_failure
 
 
 def principal_coefficients(z: Array) -> tuple[Array, Array]:
@@ -174,11 +175,12 @@ def principal_flow(
         raise InvalidInputError(
             f"{where}: `series_order` must be an int ≥ 1, got {series_order!r}."
         )
-    return _principal_flow(
+    flow = _principal_flow(
         loss, params0, ts, lr, args,
         rank=rank, series_order=series_order, rtol=rtol, atol=atol,
-        max_steps=max_steps, solver=solver, throw=throw,
+        max_steps=max_steps, solver=solver,
     )  # fmt: skip
+    return checked_flow(where, flow, throw, solve_hints(max_steps))
 
 
 def principal_field(loss: Callable, args: tuple, unravel: Callable, *, rank, order):
@@ -223,13 +225,10 @@ def principal_field(loss: Callable, args: tuple, unravel: Callable, *, rank, ord
 @eqx.filter_jit
 def _principal_flow(
     loss, params0, ts, lr, args, *, rank, series_order, rtol, atol, max_steps, solver,
-    throw,
 ):  # fmt: skip
     where = "principal_flow"
     check_loss(where, loss, params0, args)
     start = start_result(loss, params0, args)
-    if throw:
-        params0 = finish(where, params0, start, throw)
     flat0, unravel = ravel_pytree(params0)
     solved = solve(
         principal_field(loss, args, unravel, rank=rank, order=series_order),
@@ -237,7 +236,7 @@ def _principal_flow(
         rtol=rtol, atol=atol, max_steps=max_steps, solver=solver, dense=False,
     )  # fmt: skip
     result = first_failure(start, solved.result)
-    real, imag = finish(where, solved.ys, result, throw, solve_hints(max_steps))
+    real, imag = solved.ys
     return PrincipalFlow(
         ts=ts,
         params=jax.vmap(unravel)(real),

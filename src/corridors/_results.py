@@ -81,6 +81,17 @@ def raise_on_failure(where: str, value: Any, result: RESULTS, hints: Hints = ())
     )
 
 
+def raise_failure(where: str, result: RESULTS, detail: str, hints: Hints = ()):
+    """Raise, eagerly, the error of a failed `result` naming `where`, its hint from
+    `hints` and `detail` (where along the computation it failed)."""
+    code = int(result._value)
+    message = RESULTS._index_to_message[code]
+    for item, text in hints:
+        if item._value == code:
+            message += f" {text}"
+    raise eqx.EquinoxRuntimeError(f"{where}: {message} {detail}")
+
+
 def check_throw(where: str, throw: Any) -> bool:
     """Refuse a `throw` that is not a Python bool (it selects the compiled code)."""
     if not isinstance(throw, bool):

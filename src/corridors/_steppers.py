@@ -35,7 +35,7 @@ from ._checks import (
     traced_floats,
 )
 from ._flows import gradient_field
-from ._results import RESULTS, failed_if, finish, first_failure
+from ._results import RESULTS, failed_if, finish, first_failure, raise_failure
 from ._tableaux import explicit_solver
 
 
@@ -137,14 +137,10 @@ def checked_path(
     """
     if not is_concrete((iterates, result)):
         return finish(where, iterates, result, True)
-    code = int(result._value)
-    if code == RESULTS.successful._value:
+    if int(result._value) == RESULTS.successful._value:
         return iterates
     k = int(failed_at)
-    raise eqx.EquinoxRuntimeError(
-        f"{where}: {RESULTS._index_to_message[code]} First at step k = {k} "
-        f"(from θ_{k} to θ_{k + 1})."
-    )
+    raise_failure(where, result, f"First at step k = {k} (from θ_{k} to θ_{k + 1}).")
 
 
 def gd(

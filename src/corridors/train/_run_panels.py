@@ -63,7 +63,8 @@ class _Curve:
 
 
 _STYLES = {
-    "mean": ("-", "training batches (loss: running mean; h: last update)"),
+    "running": ("-", "training batches (running mean)"),
+    "last": ("-", "training steps (h of the last update)"),
     "measure": ("--", "fixed measurement batch"),
     "measured": ("-", "measured"),
     "predicted": ("--", "predicted (h²/2)‖H∇L‖"),
@@ -87,7 +88,7 @@ _PANELS = {
             "training loss",
             "cross-entropy (nats)",
             (
-                _Curve("train", _field("loss"), "mean"),
+                _Curve("train", _field("loss"), "running"),
                 _Curve("measure", _field("loss"), "measure"),
             ),
         ),
@@ -98,7 +99,7 @@ _PANELS = {
             "step size h used (the CLR value for CLR)",
             "h (flow time per step)",
             (
-                _Curve("train", _field("lr"), "mean"),
+                _Curve("train", _field("lr"), "last"),
                 _Curve("measure", _field("lr"), "measure"),
             ),
         ),

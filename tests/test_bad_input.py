@@ -137,7 +137,9 @@ def test_an_overflowing_path_names_its_step():
         cr.gd(loss, jnp.asarray([1.5]), 0.3, 20)
 
 
-def root(theta):  # the flow θ' = −1/(2√θ) reaches θ = 0, where ∇L is NaN, in finite time
+def root(
+    theta,
+):  # the flow θ' = −1/(2√θ) reaches θ = 0, where ∇L is NaN, in finite time
     return jnp.sum(jnp.sqrt(theta))
 
 

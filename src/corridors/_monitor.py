@@ -21,6 +21,7 @@ from ._checks import (
     check_same_structure,
     check_steps,
     float_dtype,
+    is_concrete,
     resolved_tolerances,
 )
 from ._geometry import gradient_and_hvp, safe_ratio, sharpness, tree_norm
@@ -115,6 +116,10 @@ class Monitor:
     - `rtol`, `atol`: of the drift solves, relative to the step's displacement
       (default by the params' dtype).
     - `sharpness_tol`, `sharpness_max_iter`: of the Lanczos sharpness solve.
+    - `warm_start`: start each sharpness solve from the top eigenvector of the
+      previous successful one (eager calls only: under your own `jax.jit` each solve
+      starts cold), which along training needs fewer Hessian-vector products. A
+      record then depends on the calls before it; `False` makes every solve cold.
 
     **Returns:**
 
@@ -157,6 +162,7 @@ class Monitor:
         atol: float | None = None,
         sharpness_tol: float = 1e-3,
         sharpness_max_iter: int = 50,
+        warm_start: bool = True,
     ):
         where = "Monitor"
         if not callable(loss):
@@ -186,7 +192,13 @@ class Monitor:
         self.sharpness_max_iter = check_steps(
             where, "sharpness_max_iter", sharpness_max_iter, minimum=1
         )
+        if not isinstance(warm_start, bool):
+            raise InvalidInputError(
+                f"{where}: `warm_start` must be a bool, got {warm_start!r}."
+            )
+        self.warm_start = warm_start
         self.calls = 0
+        self._eigenvectors = None  # of the last successful eager sharpness solve
 
     def __call__(
         self,
@@ -227,7 +239,9 @@ class Monitor:
         self.calls += 1
         rtol, atol = resolved_tolerances(where, dtype, self.rtol, self.atol)
         key = jax.random.key(0) if key is None and due else key
-        return _record(
+        eager = is_concrete(params)
+        init = self._warm_vectors(params) if due and eager else None
+        record, eigenvectors = _record(
             self.loss,
             params,
             batch,
@@ -237,6 +251,7 @@ class Monitor:
             full_batch,
             jnp.asarray(rtol, dtype),
             jnp.asarray(atol, dtype),
+            init,
             options=(
                 m,
                 self.drift_time,
@@ -245,6 +260,23 @@ class Monitor:
                 self.sharpness_max_iter,
             ),
         )
+        if due and eager and self.warm_start:
+            solved = record.statuses["sharpness"] == RESULTS.successful
+            self._eigenvectors = eigenvectors if bool(solved) else None
+        return record
+
+    def _warm_vectors(self, params: PyTree) -> PyTree | None:
+        """The stored eigenvectors, if warm starts are on and they fit `params`."""
+        vectors = self._eigenvectors
+        if not self.warm_start or vectors is None:
+            return None
+        fits = jax.tree.structure(vectors) == jax.tree.structure(params) and all(
+            v.shape[1:] == p.shape and v.dtype == p.dtype
+            for v, p in zip(
+                jax.tree.leaves(vectors), jax.tree.leaves(params), strict=True
+            )
+        )
+        return vectors if fits else None
 
 
 def _as_tuple(batch: Any) -> tuple:
@@ -259,7 +291,10 @@ def _descent_time(update, grad):
 
 
 @eqx.filter_jit
-def _record(loss, params, batch, update, lr, key, full_batch, rtol, atol, *, options):
+def _record(
+    loss, params, batch, update, lr, key, full_batch, rtol, atol, init, *, options
+):
+    """The `MonitorRecord` and, when the sharpness was due, its eigenvectors."""
     microbatches, drift_time, due, sharpness_tol, sharpness_max_iter = options
     value, grad, hessian_grad = _value_grad_hvp(loss, params, batch)
     finite = jnp.isfinite(value) & jnp.isfinite(optax.tree.norm(grad))
@@ -304,20 +339,23 @@ def _record(loss, params, batch, update, lr, key, full_batch, rtol, atol, *, opt
             )[0]  # fmt: skip
             out["minibatch_drift"] = flow.drift
             statuses["minibatch_drift"] = flow.result
+    eigenvectors = None
     if due:
         # Finite stand-ins keep sharpness's own input check quiet; the NaN-loss
         # status below overrides its result anyway.
         safe = jax.tree.map(lambda p: jnp.where(finite, p, 0.0), params)
-        out["sharpness"], statuses["sharpness"] = _sharpness(
-            loss, safe, batch, key, sharpness_tol, sharpness_max_iter
+        solved = _sharpness(
+            loss, safe, batch, key, init, sharpness_tol, sharpness_max_iter
         )
+        out["sharpness"], statuses["sharpness"] = solved.eigenvalues[0], solved.result
+        eigenvectors = solved.eigenvectors
     # A NaN loss voids every measurement: each group reports it.
     statuses = {
         name: RESULTS.where(finite, status, RESULTS.nonfinite_loss)
         for name, status in statuses.items()
     }
     fields = {name: out.get(name) for name in _MEASURES}
-    return MonitorRecord(**fields, statuses=statuses)
+    return MonitorRecord(**fields, statuses=statuses), eigenvectors
 
 
 def _value_grad_hvp(loss, params, batch):
@@ -336,10 +374,10 @@ def _sgd_terms(loss, params, batch, lr, m):
     return 0.25 * lr * optax.tree.norm(mean, squared=True), 0.25 * lr * spread
 
 
-def _sharpness(loss, params, batch, key, tol, max_iter):
+def _sharpness(loss, params, batch, key, init, tol, max_iter):
     n = sum(leaf.size for leaf in jax.tree.leaves(params))
     max_iter = min(max_iter, n)
-    out = sharpness(
-        loss, params, batch, key=key, tol=tol, max_iter=max_iter, throw=False
-    )
-    return out.eigenvalues[0], out.result
+    return sharpness(
+        loss, params, batch, key=key, init=init, tol=tol, max_iter=max_iter,
+        throw=False,
+    )  # fmt: skip

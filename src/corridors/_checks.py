@@ -50,7 +50,7 @@ def on_host(value: Any) -> bool:
     )
 
 
-def _refuse(
+def refuse(
     where: str,
     value: Any,
     bad: Callable[[], Any],
@@ -174,7 +174,7 @@ def check_finite(where: str, name: str, tree: Any, *, tie: Any = None) -> Any:
     tie = tree if tie is None else tie
     if not jax.tree.leaves(tree):
         return tie
-    return _refuse(
+    return refuse(
         where,
         tie,
         lambda: _any_nonfinite_jit(tree),
@@ -225,7 +225,7 @@ def check_positive(where: str, name: str, value: Any) -> Any:
     """Refuse a value ≤ 0 (or non-finite, or not real). Works on scalars and arrays."""
     check_real(where, name, value)
     shown = f", got {value}" if is_concrete(value) else ""
-    return _refuse(
+    return refuse(
         where,
         value,
         lambda: ~jnp.all(jnp.isfinite(value) & (jnp.asarray(value) > 0)),
@@ -238,7 +238,7 @@ def check_nonnegative(where: str, name: str, value: Any) -> Any:
     """Refuse a value < 0 (or non-finite, or not real). Works on scalars and arrays."""
     check_real(where, name, value)
     shown = f", got {value}" if is_concrete(value) else ""
-    return _refuse(
+    return refuse(
         where,
         value,
         lambda: ~jnp.all(jnp.isfinite(value) & (jnp.asarray(value) >= 0)),
@@ -251,7 +251,7 @@ def check_beta(where: str, beta: Any) -> Any:
     """Refuse a momentum coefficient outside [0, 1) (or not real)."""
     check_real(where, "beta", beta)
     shown = f", got {beta}" if is_concrete(beta) else ""
-    return _refuse(
+    return refuse(
         where,
         beta,
         lambda: ~((jnp.asarray(beta) >= 0) & (jnp.asarray(beta) < 1)),
@@ -333,13 +333,13 @@ def check_increasing(where: str, name: str, ts: Any, dtype: Any = None) -> Any:
         )
     if not jnp.issubdtype(ts.dtype, jnp.floating):
         ts = ts.astype(jnp.result_type(float))
-    ts = _refuse(
+    ts = refuse(
         where,
         ts,
         lambda: ~jnp.all(jnp.isfinite(ts)),
         f"{where}: `{name}` contains NaN or Inf.",
     )
-    return _refuse(
+    return refuse(
         where,
         ts,
         lambda: jnp.any(jnp.diff(ts) <= 0),

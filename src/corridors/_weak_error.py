@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._checks import InvalidInputError, _refuse
+from ._checks import InvalidInputError, refuse
 from ._sde import Paths
 
 
@@ -131,7 +131,7 @@ def weak_error(
     if jnp.shape(sgd.ts) != jnp.shape(sme.ts):
         raise InvalidInputError(apart)
     # Under jit the times are traced: then an error_if, raised when the code runs.
-    ts = _refuse(
+    ts = refuse(
         where,
         sgd.ts,
         lambda: ~jnp.allclose(sgd.ts, sme.ts, rtol=1e-9, atol=1e-12),

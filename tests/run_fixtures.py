@@ -79,6 +79,13 @@ def write_run(
             if step % sharpness_every == 0 or step == STEPS:
                 limit = 2 / h if sharpness_limit is None else sharpness_limit
                 record["sharpness"] = limit * (1 - 0.8 * np.exp(-step / 50))
+                # A spectrum with it: trace 10λ; blocks at 0.6λ, 0.3λ, one failed.
+                record["hessian_trace"] = 10 * record["sharpness"]
+                record["block_sharpness"] = {
+                    "layer1/kernel": 0.6 * record["sharpness"],
+                    "layer2/kernel": 0.3 * record["sharpness"],
+                    "layer2/bias": None,
+                }
             lines.append(record)
         if step % 50 == 0 and step:
             lines.append(

@@ -33,7 +33,11 @@ def panels(figure) -> dict:
 
 def test_every_quantity_gets_a_figure_with_the_expected_panels(figures):
     assert set(figures) == set(METRICS)
-    expected = {"drift": {"drift", "relative_drift"}, "rsi_eb": {"rsi", "eb"}}
+    expected = {
+        "drift": {"drift", "relative_drift"},
+        "rsi_eb": {"rsi", "eb"},
+        "spectrum": {"hessian_trace", "block_sharpness"},
+    }
     for name, figure in figures.items():
         assert set(panels(figure)) == expected.get(name, {name})
 
@@ -44,12 +48,13 @@ def test_scales_follow_the_data_range_unless_forced(sweep, figures):
         for figure in figures.values()
         for label, axes in panels(figure).items()
     }
-    # Loss 2 → 0.02, drift and h (0.03…0.5) span more than 10×: log; accuracy is
-    # a fraction: linear; RSI/EB are always log.
+    # Loss 2 → 0.02, drift and h (0.03…0.5) span more than 10×: log (the sharpness
+    # and the spectrum, 0.2·2/h … 2/h over h = 0.03 and 0.3, too); accuracy is a
+    # fraction: linear; RSI/EB are always log.
     assert scale == {
         "loss": "log", "lr": "log", "accuracy": "linear", "corridor_score": "log",
         "drift": "log", "relative_drift": "log", "sharpness": "log", "rsi": "log",
-        "eb": "log",
+        "eb": "log", "hessian_trace": "log", "block_sharpness": "log",
     }  # fmt: skip
     linear = build_figures([sweep], logy=False, layout="panels")["training"]
     assert {axes.get_yscale() for axes in linear.axes} == {"linear"}
@@ -67,7 +72,8 @@ def test_one_line_per_family_and_curve(figures):
     # predicted; sharpness: measured + the 2/h line (each inside the data range).
     assert lines == {
         "loss": 6, "lr": 6, "accuracy": 3, "corridor_score": 3, "drift": 6,
-        "relative_drift": 6, "sharpness": 6, "rsi": 3, "eb": 3,
+        "relative_drift": 6, "sharpness": 6, "hessian_trace": 3,
+        "block_sharpness": 3, "rsi": 3, "eb": 3,
     }  # fmt: skip
     loss = panels(figures["loss"])["loss"]
     assert {line.get_linestyle() for line in loss.get_lines()} == {"-", "--"}
@@ -108,6 +114,22 @@ def test_rsi_eb_are_masked_near_the_final_iterate(sweep):
         assert last < (1 - NEAR_FINAL) * STEPS
         notes = " ".join(text.get_text() for text in axes.texts)
         assert "masked" in notes
+
+
+def test_spectrum_panels_draw_the_trace_and_the_largest_block(tmp_path):
+    # The fixture's trace is 10λ and its blocks 0.6λ, 0.3λ and a failed one (None):
+    # one seed, so each line is the record's value itself.
+    run = write_run(tmp_path / "sgd-lr0.3-seed0", lr=0.3)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    sharp = [r for r in records if r["kind"] == "measure" and "sharpness" in r]
+    figure = build_figures([tmp_path], metrics=["spectrum"])["spectrum"]
+    by_label = panels(figure)
+    for label, factor in (("hessian_trace", 10.0), ("block_sharpness", 0.6)):
+        (line,) = by_label[label].get_lines()
+        np.testing.assert_allclose(line.get_xdata(), [r["step"] for r in sharp])
+        np.testing.assert_allclose(
+            line.get_ydata(), [factor * r["sharpness"] for r in sharp], rtol=1e-12
+        )
 
 
 def test_stability_lines_only_inside_the_data_range(tmp_path):

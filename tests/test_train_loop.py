@@ -19,10 +19,11 @@ pytest.importorskip("orbax.checkpoint")
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 import corridors as cr
 import corridors.train as ct
-from corridors.train._measure import make_measure_loss
+from corridors.train._measure import block_names, make_measure_loss
 from corridors.train._pipeline import measurement_batch
 from corridors.train._snapshots import load_snapshot
 
@@ -97,7 +98,7 @@ def test_tiny_resnet18_trains_three_steps_on_cifar_files(tmp_path, release):
 
 @pytest.fixture(scope="module")
 def measured_run(tmp_path_factory):
-    config = small(tmp_path_factory.mktemp("measured"))
+    config = small(tmp_path_factory.mktemp("measured"), spectrum_every=6)
     (summary,) = ct.run(config)
     return config, summary
 
@@ -113,8 +114,9 @@ def test_metrics_schema(measured_run):
     for record in measures:
         assert MEASURE_KEYS <= set(record)
         assert all(record[key] is not None for key in MEASURE_KEYS)
-    assert "sharpness" in measures[0] and "sharpness" in measures[2]
-    assert "sharpness" not in measures[1]
+    for name in ("sharpness", "hessian_trace", "block_sharpness"):
+        assert name in measures[0] and name in measures[2]
+        assert name not in measures[1]
     train = [r for r in records if r["kind"] == "train"]
     assert [r["step"] for r in train] == [2, 4, 6]
     assert {"step", "epoch", "loss", "lr", "images_per_s"} <= set(train[0])
@@ -156,6 +158,24 @@ def test_measurements_agree_with_the_core_on_the_snapshots(measured_run):
             loss, params64, record["lr"], 1, args, rtol=1e-5, atol=1e-7
         ).distance[-1]
         assert record["drift"] == pytest.approx(float(reference), rel=0.05)
+    # The spectrum at step 0 against dense linear algebra (float64): each block's top
+    # eigenvalue to the Lanczos tolerance sharpness_tol = 1e-2 (a residual bound, so
+    # the eigenvalue is closer), the Hutch++ trace within 3 of its standard errors
+    # (plus float32 round-off).
+    params = load_snapshot(summary.run_dir / "snapshots" / f"step_{0:09d}.npz", like)
+    params64 = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
+    flat, unravel = ravel_pytree(params64)
+    hessian = np.asarray(jax.hessian(lambda f: loss(unravel(f), *args))(flat))
+    record = measures[0]
+    assert record["hessian_trace"] == pytest.approx(
+        np.trace(hessian), abs=3 * record["hessian_trace_stderr"] + 1e-4
+    )
+    offsets = np.cumsum([0] + [leaf.size for leaf in jax.tree.leaves(params64)])
+    names = block_names(params64)
+    assert set(record["block_sharpness"]) == set(names)
+    for name, start, stop in zip(names, offsets[:-1], offsets[1:], strict=True):
+        top = np.linalg.eigvalsh(hessian[start:stop, start:stop])[-1]
+        assert record["block_sharpness"][name] == pytest.approx(top, rel=1e-2)
 
 
 def test_plots_are_written(measured_run, tmp_path):

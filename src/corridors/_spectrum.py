@@ -105,12 +105,15 @@ def _hessian_trace(loss, params, args, key, *, n_samples, method):
     check_loss("hessian_trace", loss, params, args)
     # Tied to the output: a NaN in `args` or `params` need not reach H·v (a quadratic's
     # does not depend on either), so a check tied to the inputs would be optimized away.
-    estimate = _trace(loss, params, args, key, n_samples=n_samples, method=method)
+    estimate = trace_estimate(
+        loss, params, args, key, n_samples=n_samples, method=method
+    )
     estimate = check_finite("hessian_trace", "params", params, tie=estimate)
     return check_args("hessian_trace", args, estimate)
 
 
-def _trace(loss, params, args, key, *, n_samples, method):
+def trace_estimate(loss, params, args, key, *, n_samples, method):
+    """The Hutch++ or Hutchinson estimate of tr H at `params`; never raises."""
     flat, hvp_flat = flat_hvp(loss, params, args)
     if method == "hutchinson":
         sampler = stochtrace.sampler_signs(flat, num=n_samples)
@@ -328,22 +331,8 @@ def block_sharpness(
     args = traced_floats(args)
     if is_leaf is not None and not callable(is_leaf):
         raise InvalidInputError(f"{where}: `is_leaf` must be callable or None.")
-    blocks, treedef = jax.tree.flatten(params, is_leaf=is_leaf)
-    plans = []
-    for block in blocks:
-        size = sum(leaf.size for leaf in jax.tree.leaves(block))
-        plans.append(
-            plan(
-                where,
-                max(size, 1),
-                k=1,
-                tol=tol,
-                which=which,
-                method="auto",
-                max_iter=max_iter,
-                warm=False,
-            )
-        )
+    treedef = jax.tree.structure(params, is_leaf=is_leaf)
+    plans = block_plans(where, params, is_leaf, tol=tol, which=which, max_iter=max_iter)
     if key is None:
         key = jax.random.key(0)
     else:
@@ -354,11 +343,31 @@ def block_sharpness(
     return jax.tree.unflatten(treedef, values)
 
 
-@eqx.filter_jit
-def _block_sharpness(loss, params, args, key, *, is_leaf, plans):
-    check_loss("block_sharpness", loss, params, args)
+def block_plans(
+    where: str, params: PyTree, is_leaf, *, tol: float, which: str, max_iter
+) -> tuple:
+    """The eigensolve plan of each block of `params` (checking the options)."""
+    blocks = jax.tree.leaves(params, is_leaf=is_leaf)
+    return tuple(
+        plan(
+            where,
+            max(sum(leaf.size for leaf in jax.tree.leaves(block)), 1),
+            k=1,
+            tol=tol,
+            which=which,
+            method="auto",
+            max_iter=max_iter,
+            warm=False,
+        )
+        for block in blocks
+    )
+
+
+def block_eigenvalues(loss, params, args, key, *, is_leaf, plans):
+    """(the wanted eigenvalue of each block's Hessian, whether each converged): two
+    lists in the order of `jax.tree.leaves(params, is_leaf=is_leaf)`; never raises."""
     blocks, treedef = jax.tree.flatten(params, is_leaf=is_leaf)
-    values = []
+    values, converged = [], []
     for index, (block, options) in enumerate(zip(blocks, plans, strict=True)):
 
         def block_loss(sub, *args, index=index):
@@ -369,12 +378,26 @@ def _block_sharpness(loss, params, args, key, *, is_leaf, plans):
         start_key, restart_key = jax.random.split(jax.random.fold_in(key, index))
         start = jax.random.normal(start_key, flat.shape, flat.dtype)
         found = solve(hvp_flat, start, restart_key, options)
-        value = eqx.error_if(
-            found.eigenvalues[0],
-            ~found.converged,
+        values.append(found.eigenvalues[0])
+        converged.append(found.converged)
+    return values, converged
+
+
+@eqx.filter_jit
+def _block_sharpness(loss, params, args, key, *, is_leaf, plans):
+    check_loss("block_sharpness", loss, params, args)
+    values, converged = block_eigenvalues(
+        loss, params, args, key, is_leaf=is_leaf, plans=plans
+    )
+    return [
+        eqx.error_if(
+            value,
+            ~ok,
             f"block_sharpness: Lanczos did not reach tol={options.tol} on block "
             f"{index} within max_iter={options.max_iter} Hessian-vector products; "
             "raise `max_iter` or `tol`.",
         )
-        values.append(value)
-    return values
+        for index, (value, ok, options) in enumerate(
+            zip(values, converged, plans, strict=True)
+        )
+    ]

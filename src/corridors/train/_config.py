@@ -64,7 +64,8 @@ class MeasureOptions:
     - `flow_solver`: "bosh3" (Bogacki–Shampine 3(2), 3 gradients per step), "tsit5"
       (Tsitouras 5(4), 6 per step) or "dopri8".
     - `sharpness_tol`, `sharpness_iters`: relative residual tolerance and Krylov
-      dimension of the Lanczos sharpness estimate.
+      dimension of the Lanczos sharpness estimate (and of each per-block one).
+    - `trace_samples`: Hessian-vector products of the Hutch++ trace estimate.
     """
 
     microbatches: int = 4
@@ -73,6 +74,7 @@ class MeasureOptions:
     flow_solver: str = "bosh3"
     sharpness_tol: float = 1e-2
     sharpness_iters: int = 30
+    trace_samples: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +180,14 @@ class TrainConfig:
         MeasureOptions.sharpness_tol,
         "relative residual tolerance of the sharpness estimate",
     )
+    spectrum_every: int = _field(
+        0,
+        "steps between the Hessian trace and per-block sharpness (a multiple of --measure-every; 0: none)",
+    )
+    trace_samples: int = _field(
+        MeasureOptions.trace_samples,
+        "Hessian-vector products of the Hutch++ trace estimate",
+    )
     flow_tol: float = _field(
         MeasureOptions.flow_tol, "relative accuracy of the drift's gradient-flow solve"
     )
@@ -257,7 +267,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 refuse(name, f"must be ≥ 1, got {value}.")
-        for name in ("eval_every", "data_workers", "measure_every", "sharpness_every"):
+        for name in ("eval_every", "data_workers", "measure_every", "sharpness_every",
+                     "spectrum_every"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 0:
                 refuse(name, f"must be ≥ 0, got {value}.")
@@ -344,12 +355,18 @@ class TrainConfig:
                 f"({self.measure_microbatches}).",
             )
         measure_every, sharpness_every = self.cadence()
-        if sharpness_every and (not measure_every or sharpness_every % measure_every):
-            refuse(
-                "sharpness_every",
-                f"({sharpness_every}) must be a multiple of measure_every "
-                f"({measure_every}); sharpness is reported with the measurements.",
-            )
+        for name, every in (
+            ("sharpness_every", sharpness_every),
+            ("spectrum_every", self.spectrum_every),
+        ):
+            if every and (not measure_every or every % measure_every):
+                refuse(
+                    name,
+                    f"({every}) must be a multiple of measure_every "
+                    f"({measure_every}); it is reported with the measurements.",
+                )
+        if self.trace_samples < 3:
+            refuse("trace_samples", f"must be ≥ 3 (Hutch++), got {self.trace_samples}.")
         if self.dataset in ("cifar10", "imagenet") and not self.data_dir:
             refuse("data_dir", f"is required for dataset {self.dataset!r}.")
 
@@ -433,6 +450,7 @@ class TrainConfig:
             flow_solver=self.flow_solver,
             sharpness_tol=self.sharpness_tol,
             sharpness_iters=self.sharpness_iters,
+            trace_samples=self.trace_samples,
         )
 
     # -- TOML and flags -------------------------------------------------------

@@ -218,14 +218,15 @@ def train(trainer: Trainer, lr, seed, *, on_step=None) -> RunSummary:
                     loss_sum=trainer._zero_f32, loss_count=trainer._zero_i32
                 )
             if due.measure:
-                key = jax.random.fold_in(state.rng, step) if due.sharpness else None
+                key = jax.random.fold_in(state.rng, step)
                 record = trainer.measurer.measure(
                     state.params,
                     state.batch_stats,
                     state.opt_state,
                     trainer.measure_images,
                     trainer.measure_labels,
-                    sharpness_key=key,
+                    sharpness_key=key if due.sharpness else None,
+                    spectrum_key=jax.random.fold_in(key, 1) if due.spectrum else None,
                 )
                 writer.write(
                     {"kind": "measure", "step": step, "epoch": epoch, **record}

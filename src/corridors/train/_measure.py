@@ -21,7 +21,11 @@ property of this one function:
   batch split into micro-batches (each with its own batch-norm statistics, as SGD
   batches have);
 - `sharpness`, the top Hessian eigenvalue (the Lanczos estimate of
-  `corridors.sharpness`, with its convergence as a status).
+  `corridors.sharpness`, with its convergence as a status);
+- with a spectrum due: `hessian_trace` and `hessian_trace_stderr` (Hutch++ of
+  `corridors.hessian_trace`) and `block_sharpness`, the top eigenvalue of each
+  parameter array's diagonal Hessian block (`corridors.block_sharpness`), keyed by
+  the array's path ("conv1/kernel"; None for a block whose Lanczos did not converge).
 
 A solve that fails (the drift's flow hitting `flow_max_steps`, Lanczos not converging)
 is recorded as None with the reason under `<name>_error`, from its `RESULTS` status.
@@ -40,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from .. import _drift, _geometry
+from .. import _drift, _geometry, _spectrum
 from .._geometry import tree_norm
 from .._results import RESULTS
 from .._step_drift import step_drift
@@ -152,6 +156,40 @@ def top_eigenvalue(loss: Callable, params, args: tuple, key, options: MeasureOpt
     return top.eigenvalues[0], top.result
 
 
+def block_names(params) -> list[str]:
+    """The path of each array of `params`, "/"-joined ("conv1/kernel"), in the order
+    of `jax.tree.leaves(params)`."""
+
+    def name(path) -> str:
+        parts = []
+        for entry in path:
+            part = getattr(
+                entry, "key", getattr(entry, "idx", getattr(entry, "name", None))
+            )
+            parts.append(str(entry) if part is None else str(part))
+        return "/".join(parts)
+
+    return [name(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+
+
+def spectrum(loss: Callable, params, args: tuple, key, options: MeasureOptions):
+    """(Hutch++ trace estimate, its standard error, per-block top eigenvalues, whether
+    each converged) of the Hessian of `loss` at `params`; never raises."""
+    trace_key, block_key = jax.random.split(key)
+    trace = _spectrum.trace_estimate(
+        loss, params, args, trace_key, n_samples=options.trace_samples,
+        method="hutch++",
+    )  # fmt: skip
+    plans = _spectrum.block_plans(
+        "spectrum", params, None, tol=options.sharpness_tol, which="largest",
+        max_iter=options.sharpness_iters,
+    )  # fmt: skip
+    values, converged = _spectrum.block_eigenvalues(
+        loss, params, args, block_key, is_leaf=None, plans=plans
+    )
+    return trace.trace, trace.stderr, values, converged
+
+
 def failure_message(where: str, result: RESULTS, hints: tuple) -> str | None:
     """None for `RESULTS.successful`, else "`where`: what failed": the text of the
     `(status, text)` pair in `hints` for that status, or the status's message."""
@@ -187,6 +225,7 @@ class Measurer:
         self._basic = jax.jit(self._basic_impl)
         self._drift = jax.jit(self._drift_impl)
         self._sharpness = jax.jit(self._sharpness_impl)
+        self._spectrum = jax.jit(self._spectrum_impl)
         self._grad = jax.jit(jax.grad(loss))
 
     # -- the pieces -------------------------------------------------------------
@@ -242,6 +281,10 @@ class Measurer:
         args = (images, labels, batch_stats)
         return top_eigenvalue(self.loss, params, args, key, self.options)
 
+    def _spectrum_impl(self, params, batch_stats, images, labels, key):
+        args = (images, labels, batch_stats)
+        return spectrum(self.loss, params, args, key, self.options)
+
     # -- public -------------------------------------------------------------------
     def measure(
         self,
@@ -252,6 +295,7 @@ class Measurer:
         labels,
         *,
         sharpness_key=None,
+        spectrum_key=None,
     ) -> dict[str, Any]:
         """All measurements at `params`; a dict of Python floats (None where a
         solve failed, with the reason under `<name>_error`)."""
@@ -308,6 +352,26 @@ class Measurer:
                 record["sharpness"] = float(value)
             else:
                 record.update(sharpness=None, sharpness_error=error)
+        if spectrum_key is not None:
+            trace, stderr, values, converged = self._spectrum(
+                params, batch_stats, images, labels, spectrum_key
+            )
+            record.update(
+                hessian_trace=float(trace), hessian_trace_stderr=float(stderr)
+            )
+            names = block_names(params)
+            record["block_sharpness"] = {
+                name: float(value) if bool(ok) else None
+                for name, value, ok in zip(names, values, converged, strict=True)
+            }
+            failed = [name for name, ok in zip(names, converged, strict=True) if not ok]
+            if failed:
+                record["block_sharpness_error"] = (
+                    f"block_sharpness: Lanczos did not reach tol="
+                    f"{self.options.sharpness_tol} within "
+                    f"{self.options.sharpness_iters} iterations on {', '.join(failed)}; "
+                    "raise sharpness_iters or sharpness_tol."
+                )
         return record
 
     def gradient(self, params, batch_stats, images, labels):

@@ -15,6 +15,7 @@ class Due(NamedTuple):
     log: bool
     measure: bool
     sharpness: bool
+    spectrum: bool
     evaluate: bool
     snapshot: bool
     checkpoint: bool
@@ -32,7 +33,8 @@ class Plan:
     - `total_steps`, `steps_per_epoch`: training steps of a run, and per epoch (the
       last `n_train mod batch_size` examples of each epoch are dropped).
     - `measure_every`, `sharpness_every`: measurement cadences (0: never; see
-      `TrainConfig.cadence`).
+      `TrainConfig.cadence`); `spectrum_every`: of the Hessian trace and per-block
+      sharpness (0: never).
     - `eval_every`: steps between evaluations (0: only at the end).
     - `snapshot_every`: steps between parameter snapshots (0: none).
     - `checkpoint_every`, `log_every`: as in the config (0: only the final one).
@@ -46,6 +48,7 @@ class Plan:
     steps_per_epoch: int
     measure_every: int
     sharpness_every: int
+    spectrum_every: int
     eval_every: int
     snapshot_every: int
     checkpoint_every: int
@@ -86,6 +89,9 @@ class Plan:
             sharpness=measure
             and bool(self.sharpness_every)
             and (every(self.sharpness_every) or end),
+            spectrum=measure
+            and bool(self.spectrum_every)
+            and (every(self.spectrum_every) or end),
             evaluate=started and (every(self.eval_every) or end),
             snapshot=every(self.snapshot_every) and not end,
             checkpoint=started and (every(self.checkpoint_every) or end),
@@ -187,6 +193,7 @@ def plan(
         steps_per_epoch=steps_per_epoch,
         measure_every=measure_every,
         sharpness_every=sharpness_every,
+        spectrum_every=config.spectrum_every,
         eval_every=steps_per_epoch if config.eval_every is None else config.eval_every,
         snapshot_every=snapshot_every,
         checkpoint_every=config.checkpoint_every,

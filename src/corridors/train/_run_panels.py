@@ -12,7 +12,16 @@ import numpy as np
 from .._checks import InvalidInputError
 from ._metrics import read_metrics
 
-METRICS = ("loss", "lr", "accuracy", "corridor_score", "drift", "sharpness", "rsi_eb")
+METRICS = (
+    "loss",
+    "lr",
+    "accuracy",
+    "corridor_score",
+    "drift",
+    "sharpness",
+    "spectrum",
+    "rsi_eb",
+)
 
 
 @dataclasses.dataclass
@@ -42,6 +51,14 @@ class _Family:
 
 def _field(name: str) -> Callable[[dict], float | None]:
     return lambda record: record.get(name)
+
+
+def _largest_block(record: dict) -> float | None:
+    """The largest per-block sharpness of a record (None if it has none)."""
+    values = [
+        v for v in (record.get("block_sharpness") or {}).values() if v is not None
+    ]
+    return max(values) if values else None
 
 
 def _ratio(top: str, *bottom: str) -> Callable[[dict], float | None]:
@@ -152,6 +169,20 @@ _PANELS = {
             "sharpness (top Hessian eigenvalue)",
             "λ_max (1/flow time)",
             (_Curve("measure", _field("sharpness"), "measured"),),
+        ),
+    ),
+    "spectrum": (
+        _Panel(
+            "hessian_trace",
+            "Hessian trace (Hutch++)",
+            "tr H (1/flow time)",
+            (_Curve("measure", _field("hessian_trace"), "measured"),),
+        ),
+        _Panel(
+            "block_sharpness",
+            "largest per-block sharpness",
+            r"$\max_b \lambda_{\max}(H_{bb})$ (1/flow time)",
+            (_Curve("measure", _largest_block, "measured"),),
         ),
     ),
     "rsi_eb": (

@@ -221,6 +221,7 @@ class Trainer:
             "measure_batch": plan.measure_batch,
             "measure_every": plan.measure_every,
             "sharpness_every": plan.sharpness_every,
+            "spectrum_every": plan.spectrum_every,
             "devices": plan.devices,
             "processes": plan.processes,
             "backend": plan.backend,

@@ -464,8 +464,11 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path, model):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_four_devices_equal_one_device(tmp_path, model):
+    # With the sharpness: its Krylov solve runs on the params replicated over the four
+    # devices and must give the single-device value.
     settings = {**SETTINGS, **model, "steps": 4, "measure_every": 2, "snapshots": 0,
-                "checkpoint_every": 0, "eval_every": 4}  # fmt: skip
+                "checkpoint_every": 0, "eval_every": 4,
+                "sharpness_every": 4}  # fmt: skip
     one = launch({**settings, "out": str(tmp_path / "one")}, devices=1)
     four = launch({**settings, "out": str(tmp_path / "four")}, devices=4)
     one, four = finish(one), finish(four)
@@ -477,6 +480,8 @@ def test_four_devices_equal_one_device(tmp_path, model):
     records_1 = comparable(pathlib.Path(one["run_dir"]))
     records_4 = comparable(pathlib.Path(four["run_dir"]))
     assert [r["kind"] for r in records_1] == [r["kind"] for r in records_4]
+    measured = [r for r in records_1 if r["kind"] == "measure"]
+    assert ["sharpness" in r for r in measured] == [True, False, True]
     for a, b in zip(records_1, records_4, strict=True):
         for key, value in a.items():
             if isinstance(value, float) and key not in (

@@ -146,7 +146,7 @@ def test_bad_drift_combinations_are_one_line_errors(tmp_path, capsys):
         assert "must be an integer ≥ 1" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # SGD, flow and two SME compilations: ~80 s on the shared 2-core VM
+@pytest.mark.slow  # SGD, flow and two SME compilations: ~100 s on the shared 2-core VM
 def test_sgd_against_its_sme_on_a_data_folder(tmp_path, capsys):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"

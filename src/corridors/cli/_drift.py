@@ -522,7 +522,7 @@ def _batch_size(options: argparse.Namespace, problem) -> int:
     return batch_size
 
 
-SAVES = 24
+SAVES = 16
 """--method sgd saves the paths at most this many times after the start (every d-th
 step, d the smallest divisor of the step count that fits) for the figure."""
 

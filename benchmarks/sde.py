@@ -17,6 +17,10 @@ Euler–Maruyama (Itô, no correction: ≈ 2N per step) is shown for comparison,
 Paths per second: 8 paths vmapped in one call vs one path; the TARGET is that
 vmapping costs no more per path than a single path (≥ 1× speed-up).
 
+A sweep over lr compiles once: the default SME is then called at a second lr, 0.05
+(twice the steps over T = 1); the TARGET is that its first call costs at most 1.5× its
+warm call, i.e. no compile (one is ≈ 10 s, far above the warm call).
+
 Run: `python benchmarks/sde.py [--quick]`.
 """
 
@@ -30,9 +34,10 @@ import corridors as cr
 from _harness import parse_args, print_header, print_table, seconds, verdict
 from _timing import clock, warm_times
 
-LR, BATCH, PATHS = 0.1, 32, 8
+LR, LR2, BATCH, PATHS = 0.1, 0.05, 32, 8
 OVERHEAD_TARGET = 2.0
 VMAP_TARGET = 1.0
+RECOMPILE_TARGET = 1.5
 
 
 def load_digits():
@@ -124,6 +129,17 @@ def main():
     print(
         f"vmapped speed-up per path: {speedup:.2f}×",
         verdict(speedup, VMAP_TARGET, at_most=False),
+    )
+
+    # After every program above is compiled: a new lr must not compile again.
+    second = lambda: cr.sgd_sde(loss, params0, ts, LR2, data, **common).params  # noqa: E731
+    first_call = clock(second)
+    warm_call = warm_times({"lr2": second}, repeats=args.repeats, budget=0.5)["lr2"]
+    print(
+        f"second lr {LR2}: first call {seconds(first_call)}, warm {seconds(warm_call)}",
+        f"(lr {LR}: compile {seconds(first['SME, Heun (default)'] - warm['SME, Heun (default)'])});",
+        f"first / warm = {first_call / warm_call:.2f}×",
+        verdict(first_call / warm_call, RECOMPILE_TARGET, at_most=True),
     )
 
 

@@ -146,7 +146,7 @@ def test_bad_drift_combinations_are_one_line_errors(tmp_path, capsys):
         assert "must be an integer ≥ 1" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # four SME compilations: ~80 s on the shared 2-core VM
+@pytest.mark.slow  # SGD, flow and two SME compilations: ~100 s on the shared 2-core VM
 def test_sgd_against_its_sme_on_a_data_folder(tmp_path, capsys):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
@@ -171,4 +171,85 @@ def test_sgd_against_its_sme_on_a_data_folder(tmp_path, capsys):
             # The SME models SGD: at these small lrs its model error is far below
             # the Monte Carlo noise of 64 paths, so the means agree within 99%.
             assert run[f"weak_error{order}"] <= run[f"half_width{order}"]
-    assert (tmp_path / "out" / "report.md").is_file()
+    out = tmp_path / "out"
+    assert (out / "report.md").is_file()
+    assert "sgd_drift_along_time.png" in document["files"]
+    assert (out / "sgd_drift_along_time.png").stat().st_size > 10_000
+    on_disk = json.loads((out / "drift.json").read_text(encoding="utf-8"))
+    for run in on_disk["runs"]:
+        along = run["along"]
+        # 4 steps: every iterate is saved, at t = k·lr; all paths start on the flow.
+        np.testing.assert_allclose(along["ts"], run["lr"] * np.arange(5))
+        assert along["sgd_to_flow"][0] == 0 and along["sgd_to_flow"][-1] > 0
+        low, mean, high = (
+            np.array(along[k][1:])
+            for k in ("sgd_to_flow_low", "sgd_to_flow", "sgd_to_flow_high")
+        )
+        assert np.all((low <= mean) & (mean <= high))
+    _check_sgd_figure(on_disk, n_paths=64)
+
+
+def _sgd_document(n_paths=3):
+    """A `corridors drift --method sgd` document whose curves are known exactly: the
+    flow is 0, path p is at (p + 1)·t·(3, 4) (distance 5(p + 1)t), the SME of order q
+    is the same paths shifted by q·(1, 0) (a gap of exactly q)."""
+    from corridors.cli import _sgd_figure
+
+    runs = []
+    for lr in (0.1, 0.05):
+        ts = lr * np.arange(4.0)
+        sgd = np.arange(1.0, n_paths + 1)[:, None, None] * ts[None, :, None] * [3, 4]
+        variance = np.var(np.linalg.norm(sgd, axis=-1), axis=0)  # any (T,) array
+        smes = {q: (sgd + np.array([q, 0.0]), variance) for q in (1, 2)}
+        along = _sgd_figure.along(ts, sgd, variance, np.zeros((4, 2)), smes)
+        runs.append({"lr": lr, "n_steps": 3, "along": along})
+    settings = {"paths": n_paths, "batch_size": 2, "mode": "steps", "steps": 3}
+    fits = [{"sme_order": 1}, {"sme_order": 2}]
+    problem = {"name": "toy"}
+    document = {"settings": settings, "runs": runs, "fits": fits, "problem": problem}
+    return document, variance
+
+
+def test_sgd_figure_curves_and_layout():
+    document, variance = _sgd_document()
+    along = document["runs"][-1]["along"]  # lr 0.05, whose `variance` is returned
+    ts = along["ts"]
+    np.testing.assert_allclose(along["sgd_to_flow"], 5 * 2 * ts)  # mean of 5·{1,2,3}t
+    # The 10% and 90% quantiles of {1, 2, 3} (linear interpolation): 1.2 and 2.8.
+    np.testing.assert_allclose(along["sgd_to_flow_low"], 5 * 1.2 * ts)
+    np.testing.assert_allclose(along["sgd_to_flow_high"], 5 * 2.8 * ts)
+    for q in (1, 2):
+        np.testing.assert_allclose(along[f"sgd_to_sme{q}"], q)
+        np.testing.assert_allclose(along[f"noise{q}"], np.sqrt(2 * variance / 3))
+        np.testing.assert_allclose(
+            along[f"sme{q}_to_flow"],
+            np.linalg.norm(
+                np.arange(1.0, 4)[:, None, None] * ts[None, :, None] * [3, 4] + [q, 0],
+                axis=-1,
+            ).mean(0),
+        )
+    _check_sgd_figure(document, n_paths=3)
+
+
+def _check_sgd_figure(document: dict, n_paths: int) -> None:
+    """Two lrs: their lines in both panels, one legend outside both, n in it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from corridors.cli import _sgd_figure
+
+    figure = _sgd_figure.draw(document)
+    panels = {axes.get_label(): axes for axes in figure.axes}
+    # Per lr: SGD, SME1 and SME2 to the flow; SGD to SME1 and to SME2.
+    assert {k: len(a.get_lines()) for k, a in panels.items()} == {
+        "to_flow": 6,
+        "to_sme": 4,
+    }
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    (legend,) = figure.legends
+    box = legend.get_window_extent(renderer)
+    for axes in figure.axes:
+        assert not box.overlaps(axes.get_window_extent(renderer)), axes.get_label()
+    texts = [text.get_text() for text in legend.get_texts()]
+    for model in ("SGD", "SME of order 1", "SME of order 2"):
+        assert f"{model} (n = {n_paths} paths)" in texts, texts

@@ -81,6 +81,56 @@ def test_sgd_sde_matches_exact_moments(model):
     )
 
 
+def _compilations(call) -> int:
+    """How many XLA programs `call()` builds: compiled, or fetched from the persistent
+    compilation cache that tests/conftest.py turns on (a hit skips the compile)."""
+    events = []
+
+    def compiled(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+
+    def fetched(event, **kwargs):
+        if event == "/jax/compilation_cache/cache_hits":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(compiled)
+    jax.monitoring.register_event_listener(fetched)
+    try:
+        jax.block_until_ready(call())
+    finally:
+        jax.monitoring.unregister_event_duration_listener(compiled)
+        jax.monitoring.unregister_event_listener(fetched)
+    return len(events)
+
+
+def test_a_second_lr_reuses_the_compiled_sme(model):
+    # lr, dt (default lr/4) and the save times are values of the compiled solve: a
+    # sweep over lr compiles once. (3000 paths and three save times: shapes no
+    # other test here uses, so the first call does compile.)
+    ts = jnp.array([0.0, 0.6, 1.2])
+    run = lambda lr: cr.sgd_sde(  # noqa: E731
+        model.example_loss,
+        model.params0,
+        ts,
+        lr,
+        model.data,
+        batch_size=1,
+        key=jax.random.key(7),
+        n_paths=3000,
+    )
+    assert _compilations(lambda: run(0.25).params) >= 1
+    second = []
+    assert _compilations(lambda: second.append(run(0.15)) or second[0].params) == 0
+    (paths,) = second
+    # 1.2 / (0.15/4) = 32 equal steps, not the first lr's 20.
+    np.testing.assert_array_equal(paths.stats["num_steps"], 32)
+    mean, moment = model.sme_moments(1.2, 0.15, 1, 1)
+    final = paths.params[:, -1]
+    _within(final, mean, "mean")
+    _within(jnp.sum(final**2, -1), jnp.trace(moment), "E|Θ|²")
+
+
 @pytest.mark.slow
 # diffrax warns that Dopri8 is marked neither Itô nor Stratonovich: with no noise that
 # does not matter, and it is the solver that reaches the flow to round-off.
@@ -155,6 +205,12 @@ def test_bad_input_names_the_argument(model, function):
     for kwargs, name in cases:
         with pytest.raises(ValueError, match=f"{function}: .*`{name}`"):
             call(**kwargs)
+    if function == "sgd_sde":
+        with pytest.raises(ValueError, match="sgd_sde: `ts` needs at least two"):
+            cr.sgd_sde(
+                model.example_loss, model.params0, jnp.array([0.0]), 0.1, model.data,
+                batch_size=2, key=jax.random.key(0),
+            )  # fmt: skip
 
 
 def test_weak_error_checks_times(model):

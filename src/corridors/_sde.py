@@ -10,8 +10,6 @@ where c·Σ is the covariance of one batch gradient: c = 1/B when the batch is d
 replacement, c = (N − B)/(B(N − 1)) without (so c = 0 at B = N: no noise).
 """
 
-import itertools
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -177,6 +175,9 @@ def sgd_sde(
     compared with SGD at high precision. `dt` must be ≤ h/2: then dt times
     the drift's curvature λ + (h/2)λ² stays inside the explicit solvers' stability
     interval [0, 2] whenever h·λ ≤ 2, i.e. wherever GD with step h is stable.
+    Each interval between save times is cut into ⌈(interval)/dt⌉ equal steps. That
+    count depends on the value of `dt` (and so of `lr`), so the solve loops without a
+    static bound: it is not reverse-mode differentiable (forward mode is).
 
     **Arguments:**
 
@@ -185,7 +186,8 @@ def sgd_sde(
       the per-example losses `loss(params, example_i)`.
     - `params0`: the initial point, any pytree of floating arrays.
     - `ts`: increasing flow times to save at; the paths start at `ts[0]`.
-    - `lr`: the learning rate h > 0 (a concrete number: it sets the time grid).
+    - `lr`: the learning rate h > 0. It is passed to the compiled solve as a value,
+      as are `dt`, `ts`, `params0` and `data`: a sweep over lr compiles once.
     - `data`: a pytree of arrays sharing a leading axis of N examples.
     - `batch_size`: B, an int in [1, N].
     - `order`: 1 or 2, the weak order of the SME as a model of SGD.
@@ -231,7 +233,10 @@ def sgd_sde(
     if order not in (1, 2) or isinstance(order, bool):
         raise InvalidInputError(f"{where}: `order` must be 1 or 2, got {order!r}.")
     ts = check_increasing(where, "ts", ts, dtype)
-    ts_np = np.asarray(ts, dtype=float)
+    if ts.shape[0] < 2:
+        raise InvalidInputError(
+            f"{where}: `ts` needs at least two times (the start and one save time)."
+        )
     if dt is None:
         dt = h / 4
     dt = finite_scalar_or_raise(where, "dt", dt)
@@ -258,19 +263,14 @@ def sgd_sde(
             raise InvalidInputError(
                 f"{where}: `noise_examples` must be ≤ N = {n}, got {m}."
             )
-    # Every interval between save times is cut into equal steps no longer than dt.
-    pieces = [
-        np.linspace(a, b, max(1, math.ceil((b - a) / dt - 1e-9)) + 1)[:-1]
-        for a, b in itertools.pairwise(ts_np)
-    ]
-    grid = jnp.asarray(np.concatenate([*pieces, ts_np[-1:]]), dtype)
     c = noise_scale(n, batch_size, bool(replacement))
+    # lr, dt, c and the times are traced: a sweep over lr compiles once.
     return _sgd_sde(
         loss,
         params0,
         ts,
-        grid,
         jnp.asarray(h, dtype),
+        jnp.asarray(dt, dtype),
         jnp.asarray(c, dtype),
         data,
         key,
@@ -278,7 +278,6 @@ def sgd_sde(
         n_paths=n_paths,
         solver=solver,
         noise_examples=None if m == n else m,
-        tol=dt / 8,
         throw=throw,
     )
 
@@ -288,8 +287,8 @@ def _sgd_sde(
     loss,
     params0,
     ts,
-    grid,
     h,
+    dt,
     c,
     data,
     key,
@@ -298,7 +297,6 @@ def _sgd_sde(
     n_paths,
     solver,
     noise_examples,
-    tol,
     throw,
 ):
     where = "sgd_sde"
@@ -349,37 +347,50 @@ def _sgd_sde(
             return jnp.sqrt(h * c / grads.shape[0]) * centred.T
 
         brownian = diffrax.VirtualBrownianTree(
-            grid[0],
-            grid[-1],
-            tol,
+            ts[0],
+            ts[-1],
+            dt / 8,
             # In the state's dtype: a float64 tree would not fit a float32 state.
-            jax.ShapeDtypeStruct(
-                (jax.tree.leaves(noise_data)[0].shape[0],), grid.dtype
-            ),
+            jax.ShapeDtypeStruct((jax.tree.leaves(noise_data)[0].shape[0],), ts.dtype),
             bm_key,
             levy_area=levy,
         )
         terms = diffrax.MultiTerm(
             diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, brownian)
         )
-        solution = diffrax.diffeqsolve(
-            terms,
-            solver,
-            t0=grid[0],
-            t1=grid[-1],
-            dt0=None,
-            y0=flat0,
-            saveat=diffrax.SaveAt(ts=ts),
-            stepsize_controller=diffrax.StepTo(ts=grid),
-            max_steps=grid.shape[0],
-            throw=False,
+
+        def interval(theta, t0_t1):
+            # [t0, t1] in k = ⌈(t1 − t0)/dt⌉ equal steps (≤ dt each); k depends on
+            # the traced dt, so the loop has no static bound (max_steps=None).
+            t0, t1 = t0_t1
+            ratio = (t1 - t0) / dt
+            k = jnp.maximum(1.0, jnp.ceil(ratio * (1 - 8 * jnp.finfo(ts.dtype).eps)))
+            solution = diffrax.diffeqsolve(
+                terms,
+                solver,
+                t0=t0,
+                t1=t1,
+                dt0=(t1 - t0) / k,
+                y0=theta,
+                saveat=diffrax.SaveAt(t1=True),
+                stepsize_controller=diffrax.ConstantStepSize(),
+                max_steps=None,
+                throw=False,
+            )
+            end = solution.ys[-1]
+            result = as_result(solution.result)
+            return end, (end, solution.stats["num_steps"], result)
+
+        _, (ends, steps, results) = jax.lax.scan(
+            interval, flat0, jnp.stack([ts[:-1], ts[1:]], 1)
         )
-        ys = solution.ys
+        ys = jnp.concatenate([flat0[None], ends])
+        num_steps = steps.sum()
         losses = jax.vmap(lambda th: full_loss(loss, unravel(th), data))(ys)
-        result = as_result(solution.result)
+        result = _worst(results)
         bad = ~(jnp.all(jnp.isfinite(ys)) & jnp.all(jnp.isfinite(losses)))
         result = RESULTS.where(bad, RESULTS.diverged, result)
-        return jax.vmap(unravel)(ys), losses, solution.stats["num_steps"], result
+        return jax.vmap(unravel)(ys), losses, num_steps, result
 
     keys = jax.random.split(key, n_paths)
     params, losses, num_steps, result = jax.vmap(one_path)(keys)

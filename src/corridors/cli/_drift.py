@@ -10,7 +10,9 @@ drift.json, report.md and two figures into --out.
 `--method sgd` instead compares SGD (`corridors.sgd_paths`, --paths runs with batch
 size --batch-size) with its stochastic modified equations of order 1 and 2
 (`corridors.sgd_sde`): the weak error in the loss at the last step
-(`corridors.weak_error`) per lr, and its fitted order. Writes drift.json and report.md.
+(`corridors.weak_error`) per lr, and its fitted order, and along the run the paths'
+mean distance to the gradient flow and the distance between SGD's and each SME's
+mean. Writes drift.json, report.md and sgd_drift_along_time.png.
 """
 
 import argparse
@@ -520,12 +522,25 @@ def _batch_size(options: argparse.Namespace, problem) -> int:
     return batch_size
 
 
+SAVES = 16
+"""--method sgd saves the paths at most this many times after the start (every d-th
+step, d the smallest divisor of the step count that fits) for the figure."""
+
+
+def save_every(n_steps: int) -> int:
+    """The smallest divisor d of `n_steps` with n_steps/d ≤ SAVES."""
+    return next(
+        d for d in range(1, n_steps + 1) if n_steps % d == 0 and n_steps // d <= SAVES
+    )
+
+
 def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> int:
     """SGD vs its SME of order 1 and 2: the weak error in the loss at the last step."""
     import jax
 
     import corridors as cr
 
+    from . import _sgd_figure
     from ._report import fit_slope, header, write_json
 
     data = problem.args
@@ -541,10 +556,17 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
             stage(f"SGD, lr {lr:g}, {steps[lr]} steps × {n_paths} paths")
             sgd = cr.sgd_paths(
                 loss, problem.params0, lr, data, batch_size=batch_size,
-                n_steps=steps[lr], every=steps[lr], key=jax.random.fold_in(key_sgd, i),
-                n_paths=n_paths, throw=False,
+                n_steps=steps[lr], every=save_every(steps[lr]),
+                key=jax.random.fold_in(key_sgd, i), n_paths=n_paths, throw=False,
             )  # fmt: skip
             refuse_failure(sgd.result, f"SGD at lr {lr:g} ({steps[lr]} steps)")
+            flow = cr.gradient_flow(
+                problem.loss, problem.params0, sgd.ts, problem.args, throw=False
+            )
+            refuse_failure(
+                flow.result, f"the gradient flow to t = {float(sgd.ts[-1]):g}"
+            )
+            smes = {}
             run = {
                 "lr": lr,
                 "n_steps": steps[lr],
@@ -560,10 +582,14 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
                     throw=False,
                 )  # fmt: skip
                 refuse_failure(sme.result, f"the order-{order} SME at lr {lr:g}")
+                smes[order] = (sme.params, sme.variance)
                 weak = cr.weak_error(sgd, sme, "loss")
                 run[f"loss_sme{order}"] = float(sme.mean_loss[-1])
                 run[f"weak_error{order}"] = float(weak.error[-1])
                 run[f"half_width{order}"] = float(weak.half_width[-1])
+            run["along"] = _sgd_figure.along(
+                sgd.ts, sgd.params, sgd.variance, flow.params, smes
+            )
             runs.append(run)
         fits = []
         for order in SME_ORDERS:
@@ -605,8 +631,9 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
             fits=fits,
         )
         stage("writing the report")
+        figure = _sgd_figure.write(document, options.out)
         document["seconds"] = time.perf_counter() - began
-        document["files"] = ["report.md", "drift.json"]
+        document["files"] = [figure.name, "report.md", "drift.json"]
         out = options.out
         write_json(out / "drift.json", document)
         (out / "report.md").write_text(sgd_markdown(document), encoding="utf-8")
@@ -623,7 +650,7 @@ def _run_sgd(options, problem, terminal, lrs, mode, horizon, steps, began) -> in
         SGD_FIT_COLUMNS,
         _sgd_fit_rows(document),
     )
-    terminal.message(f"Report: [bold]{out / 'report.md'}[/bold].")
+    terminal.message(f"Report: [bold]{out / 'report.md'}[/bold]; figure beside it.")
     terminal.emit_json({**document, "out": str(out)})
     return 0
 
@@ -696,6 +723,13 @@ def sgd_markdown(document: dict) -> str:
             markdown_table(SGD_COLUMNS, _sgd_rows(document["runs"])),
             "",
             markdown_table(SGD_FIT_COLUMNS, _sgd_fit_rows(document)),
+            "",
+            "Along the run (left): the mean distance of the paths to the gradient "
+            "flow, SGD with the 10–90% band of its paths; where an SME models SGD its "
+            "curve lies on SGD's. Right: the distance between SGD's and each SME's "
+            "mean, against the Monte Carlo noise level of that gap (shaded).",
+            "",
+            "![SGD vs its SME along the run](sgd_drift_along_time.png)",
             "",
         ]
     )

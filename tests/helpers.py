@@ -28,3 +28,26 @@ def log_log_slope(xs, ys) -> float:
 # under eqx.filter_jit (and for our own jitted kernels); under a user's jax.jit, JAX
 # re-raises the callback's failure as its own error type, carrying the same message.
 RUNTIME_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError, ValueError)
+
+
+def compilations(call) -> int:
+    """How many XLA programs `call()` builds: compiled, or fetched from the persistent
+    compilation cache that tests/conftest.py turns on (a hit skips the compile)."""
+    events = []
+
+    def compiled(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+
+    def fetched(event, **kwargs):
+        if event == "/jax/compilation_cache/cache_hits":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(compiled)
+    jax.monitoring.register_event_listener(fetched)
+    try:
+        jax.block_until_ready(call())
+    finally:
+        jax.monitoring.unregister_event_duration_listener(compiled)
+        jax.monitoring.unregister_event_listener(fetched)
+    return len(events)

@@ -10,6 +10,7 @@ import pytest
 import corridors as cr
 from corridors.testing import assert_follows_flow
 
+from .helpers import compilations
 from .problems import linear, mlp_loss, mlp_problem
 
 LR, BETA, N = 0.1, 0.9, 6
@@ -166,29 +167,6 @@ def test_float32_kit_defaults_and_errors_name_the_function_called():
         )
 
 
-def _compilations(call) -> int:
-    """How many XLA programs `call()` builds: compiled, or fetched from the persistent
-    compilation cache that tests/conftest.py turns on (a hit skips the compile)."""
-    events = []
-
-    def compiled(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-
-    def fetched(event, **kwargs):
-        if event == "/jax/compilation_cache/cache_hits":
-            events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(compiled)
-    jax.monitoring.register_event_listener(fetched)
-    try:
-        jax.block_until_ready(call())
-    finally:
-        jax.monitoring.unregister_event_duration_listener(compiled)
-        jax.monitoring.unregister_event_listener(fetched)
-    return len(events)
-
-
 def _plain_step(params, state, grads):
     return jax.tree.map(lambda p, g: p - 0.05 * g, params, grads), state
 
@@ -204,5 +182,5 @@ def test_the_same_optimizer_object_compiles_once(method):
     def drift(params0):
         return cr.measure_drift(loss, params0, 0.05, 4, method=method).distance
 
-    assert _compilations(lambda: drift(jnp.array([1.0, -1.0]))) > 0
-    assert _compilations(lambda: drift(jnp.array([2.0, 0.5]))) == 0
+    assert compilations(lambda: drift(jnp.array([1.0, -1.0]))) > 0
+    assert compilations(lambda: drift(jnp.array([2.0, 0.5]))) == 0

@@ -9,7 +9,7 @@ import pytest
 import corridors as cr
 from corridors.landscapes import LinearRegression
 
-from .helpers import RUNTIME_ERRORS
+from .helpers import RUNTIME_ERRORS, compilations
 
 # 99.9% two-sided normal quantile: a Monte Carlo mean farther than this many standard
 # errors from the exact value is a bug, not bad luck (the keys are fixed anyway).
@@ -81,29 +81,6 @@ def test_sgd_sde_matches_exact_moments(model):
     )
 
 
-def _compilations(call) -> int:
-    """How many XLA programs `call()` builds: compiled, or fetched from the persistent
-    compilation cache that tests/conftest.py turns on (a hit skips the compile)."""
-    events = []
-
-    def compiled(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-
-    def fetched(event, **kwargs):
-        if event == "/jax/compilation_cache/cache_hits":
-            events.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(compiled)
-    jax.monitoring.register_event_listener(fetched)
-    try:
-        jax.block_until_ready(call())
-    finally:
-        jax.monitoring.unregister_event_duration_listener(compiled)
-        jax.monitoring.unregister_event_listener(fetched)
-    return len(events)
-
-
 def test_a_second_lr_reuses_the_compiled_sme(model):
     # lr, dt (default lr/4) and the save times are values of the compiled solve: a
     # sweep over lr compiles once. (3000 paths and three save times: shapes no
@@ -119,9 +96,9 @@ def test_a_second_lr_reuses_the_compiled_sme(model):
         key=jax.random.key(7),
         n_paths=3000,
     )
-    assert _compilations(lambda: run(0.25).params) >= 1
+    assert compilations(lambda: run(0.25).params) >= 1
     second = []
-    assert _compilations(lambda: second.append(run(0.15)) or second[0].params) == 0
+    assert compilations(lambda: second.append(run(0.15)) or second[0].params) == 0
     (paths,) = second
     # 1.2 / (0.15/4) = 32 equal steps, not the first lr's 20.
     np.testing.assert_array_equal(paths.stats["num_steps"], 32)

@@ -139,9 +139,10 @@ def test_warm_started_sharpness_along_gd_is_exact_and_needs_fewer_products(
 
     monkeypatch.setattr(monitor_module, "sharpness", counted_sharpness)
     totals = {}
+    # A loss of this test's own: no program compiled by another test (without the
+    # counter) is reused; the cold monitor reuses the warm one's first, cold, program.
+    loss = lambda p, x, y: mlp_loss(p, x, y)  # noqa: E731
     for warm_start in (True, False):
-        # A loss of its own per monitor: no compiled program from another test.
-        loss = lambda p, x, y: mlp_loss(p, x, y)  # noqa: E731
         monitor = cr.Monitor(
             loss, sharpness_every=1, sharpness_tol=1e-6, warm_start=warm_start
         )

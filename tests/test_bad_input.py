@@ -137,9 +137,25 @@ def test_an_overflowing_path_names_its_step():
         cr.gd(loss, jnp.asarray([1.5]), 0.3, 20)
 
 
-def root(
-    theta,
-):  # the flow θ' = −1/(2√θ) reaches θ = 0, where ∇L is NaN, in finite time
+def test_an_overflowing_loss_is_divergence_not_a_domain_error():
+    # (w₂·tanh(w₁))² at w = 1e200: the loss overflows to Inf and its backward pass makes
+    # ∂/∂w₁ = Inf·(1 − tanh²) = Inf·0 = NaN, at finite parameters. That is a run that
+    # overflowed, not a loss undefined there.
+    def overflowing(w):
+        return (w[1] * jnp.tanh(w[0])) ** 2
+
+    w = jnp.array([1e200, 1e200])
+    value, grad = jax.value_and_grad(overflowing)(w)
+    assert np.isinf(value) and np.isnan(grad[0])  # the case is what it claims
+    with pytest.raises(
+        eqx.EquinoxRuntimeError,
+        match=r"gd: The iterates became NaN or Inf .*overflowed.* step k = 0 ",
+    ):
+        cr.gd(overflowing, w, 0.1, 2)
+
+
+# The flow θ' = −1/(2√θ) reaches θ = 0, where ∇L is NaN, in finite time.
+def root(theta):
     return jnp.sum(jnp.sqrt(theta))
 
 

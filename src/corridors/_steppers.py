@@ -95,8 +95,11 @@ def run_sgd(
         batch = () if batch is None else batch
         value, grad = value_and_grad(params, *batch, *args)
         # A NaN loss or gradient at a finite point (outside the loss's domain), told
-        # apart from iterates that overflow.
-        nan_here = (jnp.isnan(value) | any_nan(grad)) & ~any_nonfinite(params)
+        # apart from iterates that overflow (an Inf loss, whose backward pass then
+        # makes NaNs of Inf − Inf, is the overflow of a diverging run).
+        nan_here = (
+            jnp.isnan(value) | (any_nan(grad) & ~jnp.isinf(value))
+        ) & ~any_nonfinite(params)
         updates, state = optimizer.update(grad, state, params)
         new = optax.apply_updates(params, updates)
         failed_at = first_step(failed_at, k, nan_here | any_nonfinite(new))

@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree
 
 import corridors as cr
 
-from .helpers import RUNTIME_ERRORS, tree_allclose
+from .helpers import RUNTIME_ERRORS, compilations, tree_allclose
 from .problems import (
     cone,
     mlp_loss,
@@ -221,3 +221,22 @@ def test_bad_options_are_refused(options, match):
 def test_flow_of_a_single_time_is_the_start():
     flow = cr.gradient_flow(quadratic, jnp.ones(2), [0.5], (jnp.eye(2), jnp.zeros(2)))
     assert tree_allclose(flow.params, jnp.ones((1, 2)))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: cr.gradient_flow(_quadratic, p, jnp.array([0.0, 0.5])).params,
+        lambda p: cr.modified_flow(_quadratic, p, jnp.array([0.0, 0.5]), 0.1).params,
+        lambda p: cr.measure_drift(_quadratic, p, 0.1, 3).distance,
+    ],
+)
+def test_a_second_call_at_new_values_reuses_the_compiled_solve(call):
+    # The jitted kernel behind each public flow is compiled once: new values of the
+    # same shapes build no program (a lost `jit` would recompile the solve each call).
+    call(jnp.array([1.0, -1.0]))
+    assert compilations(lambda: call(jnp.array([0.3, 2.0]))) == 0
+
+
+def _quadratic(theta):
+    return 0.5 * jnp.sum(jnp.array([1.0, 3.0]) * theta**2)

@@ -396,6 +396,7 @@ def checked_flow(where: str, flow: Any, throw: bool, hints: tuple = ()) -> Any:
     raise_failure(where, flow.result, detail, hints)
 
 
+@eqx.filter_jit
 def _gradient_flow(
     loss, params0, ts, args, modified, *, rtol, atol, max_steps, solver, dense
 ):

@@ -91,47 +91,59 @@ def test_central_flow_bad_input():
 
 
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="never run to completion yet (one field evaluation ~0.85 s on CPU, the "
-    "300-step run ~45 min): its 25% band is unmeasured; enable once it has been run"
-)
 def test_gd_at_the_edge_of_stability_follows_the_central_flow():
-    """Digits, tanh MLP (64, 32, 32, 10), 200 samples, lr = 0.6 (2/lr = 3.33), 300 steps.
+    """Digits, tanh MLP (64, 32, 32, 10), 200 samples, lr = 0.6 (2/lr = 3.33), 250 steps.
 
-    GD's sharpness passes 2/lr near step 60 and, after its first catapult (a loss spike
-    near step 150), hovers at 3.4–3.5; the window comparison starts at step 200. The
-    25% band is provisional: it is the size of GD's loss oscillation at the edge, not
-    yet a measured maximum deviation (this test has not been run to the end on a quiet
-    machine).
+    The example's network and lr, cut to 250 steps. GD's sharpness rises from 0.80·(2/lr)
+    and passes 2/lr near step 55, but GD keeps following the gradient flow (its
+    oscillation along the top eigenvector grows from almost nothing) until it overshoots
+    to 1.49·(2/lr) and catapults at step 150 (a loss spike); from step 160 on it hovers
+    at 0.98–1.07·(2/lr). The central flow models the time-average at the edge, not that
+    delayed onset (there its predicted loss is 10–69% off GD's window mean), so the loss
+    comparison starts at step 170. k = 3: from step 80 the top two eigenvalues and
+    from step ~140 the third sit at 2/lr along the central flow; with k = 2 the third
+    crossed untracked and the solver's steps shrank 4-fold. The fourth stays below 2/lr
+    until step ~280, hence 250 steps. Runtime 205 s on the shared 2-core VM at load
+    average 5 (the central flow: 215 steps, 1,291 field evaluations), over the 150 s
+    aimed at: fewer steps would end before GD's onset is over.
     """
     sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "examples"))
     import edge_of_stability as example
 
     x, y, _ = example.load_data(200)
     params = example.init_mlp(jax.random.key(0), (64, 32, 32, 10))
-    lr, n_steps, every, width = 0.6, 300, 10, 20
+    lr, n_steps, every, width = 0.6, 250, 10, 20
     ts = lr * np.arange(0, n_steps + 1, every, dtype=float)
     iterates = cr.gd(example.loss, params, lr, n_steps, (x, y))
     gd_loss = np.asarray(example.batched_loss(iterates, x, y))
     central = cr.central_flow(
-        example.loss, params, ts, lr, (x, y), rtol=1e-5, atol=1e-7
+        example.loss, params, ts, lr, (x, y), k=3, rtol=1e-5, atol=1e-7
     )
     flow = cr.gradient_flow(example.loss, params, ts, (x, y), rtol=1e-8, atol=1e-10)
-    # (a) the sharpness never passes the edge
+    # (a) the sharpness never passes the edge (measured max: 1 + 6e-9 relative), and an
+    # independent Lanczos at the end finds the untracked fourth eigenvalue below it
     assert float(central.sharpness.max()) <= 2 / lr * (1 + 1e-3)
-    # (b) GD's loss averaged over 20-step windows follows the predicted loss (after
-    # the first catapult at the edge, where GD lags the flow), while GF's falls below
+    end = jax.tree.map(lambda leaf: leaf[-1], central.params)
+    top = cr.sharpness(example.loss, end, (x, y), k=4, tol=1e-6)
+    np.testing.assert_allclose(top[0], central.sharpness[-1], rtol=1e-4)
+    assert float(top[3]) < 2 / lr
+    # (b) GD's loss averaged over 20-step windows follows the predicted loss after the
+    # onset. Measured max |GD window mean / predicted − 1| over steps 170–240: 0.124
+    # (step 190); the band is 0.15 (that ×1.2). The gradient flow's loss is 0.16–0.23
+    # below the predicted loss there: outside the band.
     averaged = example.window_mean(gd_loss, width)
     centres = np.arange(averaged.size) + (width - 1) // 2
     saved = np.arange(0, n_steps + 1, every)
-    inside = (saved >= 200) & (saved <= centres[-1])
+    inside = (saved >= 170) & (saved <= centres[-1])
     predicted = np.asarray(central.predicted_loss)[inside]
     gd_mean = averaged[saved[inside] - (width - 1) // 2]
     flow_loss = np.asarray(example.batched_loss(flow.params, x, y))[inside]
-    assert np.max(np.abs(gd_mean / predicted - 1)) < 0.25
-    assert np.max(np.abs(flow_loss / predicted - 1)) > 0.25
-    # (c) at the end GD is closer to the central flow than to the gradient flow
+    band = 0.15
+    assert np.max(np.abs(gd_mean / predicted - 1)) < band
+    assert np.max(np.abs(flow_loss / predicted - 1)) > band * 1.3
+    # (c) at the end GD is closer to the central flow than to the gradient flow: measured
+    # distances 0.206 and 0.485 (factor 2.35); asserted ≥ 2.
     at_ts = jax.tree.map(lambda leaf: leaf[::every], iterates)
     to_central = example.tree_distance(at_ts, central.params)[-1]
     to_flow = example.tree_distance(at_ts, flow.params)[-1]
-    assert to_central < to_flow
+    assert to_flow > 2.0 * to_central

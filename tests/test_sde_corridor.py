@@ -32,7 +32,7 @@ def flow(t):
 
 def per_batch(lr):
     """sgd_regularizers with each example its own batch (B = 1)."""
-    return cr.sgd_regularizers(loss, THETA0, (S[:, None],), lr)
+    return cr.sgd_regularizers(loss, THETA0, lr, (S[:, None],))
 
 
 def _within(samples, exact, label):
@@ -137,8 +137,8 @@ def test_per_batch_regularizer_is_the_stratonovich_drift_of_the_sme():
         reg = cr.sgd_regularizers(
             lambda th, *batch, fn=fn: fn(th, batch if len(batch) > 1 else batch[0]),
             params,
-            batches,
             lr,
+            batches,
         )
         np.testing.assert_allclose(
             correction, reg.per_batch_grad, rtol=1e-12, atol=1e-14

@@ -28,7 +28,6 @@ from ._checks import (
     checked_params,
     finite_scalar_or_raise,
     float_dtype,
-    is_concrete,
     named_args,
     resolved_tolerances,
     traced_floats,
@@ -49,10 +48,10 @@ from ._references import REFERENCES, reference_path
 from ._results import (
     RESULTS,
     check_throw,
+    checked,
     failed_if,
     finish,
     first_failure,
-    raise_failure,
 )
 from ._steppers import batch_tuple, path_result, prepared, rk_steps, run_sgd
 
@@ -274,25 +273,25 @@ def _checked_drift(where: str, drift: "Drift", throw: bool, hints: tuple) -> "Dr
     """
     if not throw:
         return drift
-    if not is_concrete(drift):
-        return finish(where, drift, drift.result, True, hints)
-    if int(drift.result._value) == RESULTS.successful._value:
-        return drift
 
     def first_bad(states, losses):
         bad = jax.vmap(any_nonfinite)(states) | ~jnp.isfinite(losses)
         return int(np.argmax(np.asarray(bad))) if bad.any() else None
 
-    details = []
-    k = first_bad(drift.iterates, drift.loss_method)
-    if k is not None:
-        details.append(f"The method's iterate θ_{k} or its loss is the first NaN/Inf.")
-    j = first_bad(drift.reference, drift.loss_reference)
-    if j is not None:
-        details.append(
-            f"The reference is first NaN/Inf at flow time t = {float(drift.ts[j]):.6g}."
-        )
-    raise_failure(where, drift.result, " ".join(details), hints)
+    def detail():
+        details = []
+        k = first_bad(drift.iterates, drift.loss_method)
+        if k is not None:
+            details.append(
+                f"The method's iterate θ_{k} or its loss is the first NaN/Inf."
+            )
+        j = first_bad(drift.reference, drift.loss_reference)
+        if j is not None:
+            t = float(drift.ts[j])
+            details.append(f"The reference is first NaN/Inf at flow time t = {t:.6g}.")
+        return " ".join(details)
+
+    return checked(where, drift, drift.result, detail, hints)
 
 
 @eqx.filter_jit

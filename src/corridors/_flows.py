@@ -25,7 +25,6 @@ from ._checks import (
     check_storage,
     checked_params,
     float_dtype,
-    is_concrete,
     resolved_tolerances,
     traced_floats,
 )
@@ -34,10 +33,9 @@ from ._results import (
     RESULTS,
     as_result,
     check_throw,
+    checked,
     failed_if,
-    finish,
     first_failure,
-    raise_failure,
 )
 
 
@@ -376,24 +374,21 @@ def checked_flow(where: str, flow: Any, throw: bool, hints: tuple = ()) -> Any:
     """
     if not throw:
         return flow
-    if not is_concrete((flow.params, flow.result)):
-        arrays, rest = eqx.partition(flow, eqx.is_array)
-        return eqx.combine(finish(where, arrays, flow.result, True, hints), rest)
-    if int(flow.result._value) == RESULTS.successful._value:
-        return flow
-    # The saved states past a failure are Inf: the last finite one is as far as the
-    # solve got.
-    finite = jax.vmap(lambda x: ~any_nonfinite(x))(flow.params)
-    reached = int(np.flatnonzero(np.asarray(finite))[-1]) if finite.any() else 0
-    ts = np.asarray(flow.ts)
-    if reached + 1 < ts.shape[0]:
-        detail = (
-            f"The solve reached flow time t = {ts[reached]:.6g} and failed before "
-            f"t = {ts[reached + 1]:.6g}."
-        )
-    else:
-        detail = f"It failed at flow time t = {ts[reached]:.6g}."
-    raise_failure(where, flow.result, detail, hints)
+
+    def detail():
+        # The saved states past a failure are Inf: the last finite one is as far as
+        # the solve got.
+        finite = jax.vmap(lambda x: ~any_nonfinite(x))(flow.params)
+        reached = int(np.flatnonzero(np.asarray(finite))[-1]) if finite.any() else 0
+        ts = np.asarray(flow.ts)
+        if reached + 1 < ts.shape[0]:
+            return (
+                f"The solve reached flow time t = {ts[reached]:.6g} and failed before "
+                f"t = {ts[reached + 1]:.6g}."
+            )
+        return f"It failed at flow time t = {ts[reached]:.6g}."
+
+    return checked(where, flow, flow.result, detail, hints)
 
 
 @eqx.filter_jit

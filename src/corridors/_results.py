@@ -7,12 +7,14 @@ error naming the function the user called; with `throw=False` nothing raises and
 item is returned as `.result`, so a training loop can record it and carry on.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import diffrax
 import equinox as eqx
 import jax.numpy as jnp
+
+from ._checks import is_concrete
 
 
 class RESULTS(diffrax.RESULTS):  # type: ignore[misc]
@@ -81,15 +83,31 @@ def raise_on_failure(where: str, value: Any, result: RESULTS, hints: Hints = ())
     )
 
 
-def raise_failure(where: str, result: RESULTS, detail: str, hints: Hints = ()):
-    """Raise, eagerly, the error of a failed `result` naming `where`, its hint from
-    `hints` and `detail` (where along the computation it failed)."""
+def checked(
+    where: str,
+    value: Any,
+    result: RESULTS,
+    detail: Callable[[], str],
+    hints: Hints = (),
+) -> Any:
+    """`value`, or the error of a failed `result` naming `where` and its hint.
+
+    Under an outer `jit` the error is tied to `value`'s arrays (`equinox.error_if`: it
+    fires when the compiled code runs); eagerly it is raised here, with `detail()`
+    appended: where along the computation it failed (a step, a flow time), which a
+    traced value could not print.
+    """
+    if not is_concrete((value, result)):
+        arrays, rest = eqx.partition(value, eqx.is_array)
+        return eqx.combine(raise_on_failure(where, arrays, result, hints), rest)
     code = int(result._value)
+    if code == RESULTS.successful._value:
+        return value
     message = RESULTS._index_to_message[code]
     for item, text in hints:
         if item._value == code:
             message += f" {text}"
-    raise eqx.EquinoxRuntimeError(f"{where}: {message} {detail}")
+    raise eqx.EquinoxRuntimeError(f"{where}: {message} {detail()}")
 
 
 def check_throw(where: str, throw: Any) -> bool:

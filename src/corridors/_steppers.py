@@ -30,12 +30,11 @@ from ._checks import (
     checked_params,
     float_dtype,
     floating_leaves,
-    is_concrete,
     real_arrays,
     traced_floats,
 )
 from ._flows import gradient_field
-from ._results import RESULTS, failed_if, finish, first_failure, raise_failure
+from ._results import RESULTS, checked, failed_if, first_failure
 from ._tableaux import explicit_solver
 
 
@@ -138,12 +137,12 @@ def checked_path(
     raised here, with the first step k whose loss or gradient at θ_k, or whose θ_{k+1},
     was NaN or Inf.
     """
-    if not is_concrete((iterates, result)):
-        return finish(where, iterates, result, True)
-    if int(result._value) == RESULTS.successful._value:
-        return iterates
-    k = int(failed_at)
-    raise_failure(where, result, f"First at step k = {k} (from θ_{k} to θ_{k + 1}).")
+
+    def detail():
+        k = int(failed_at)
+        return f"First at step k = {k} (from θ_{k} to θ_{k + 1})."
+
+    return checked(where, iterates, result, detail)
 
 
 def gd(

@@ -87,20 +87,17 @@ def draw(document: dict):
         for order in orders:
             # Order 2 on top and wider: at small lr it lies on order 1.
             style, width = STYLES[order], 1.2 + 0.6 * (order - 1)
-            left.plot(
-                ts,
-                log_floor(floats(curves[f"sme{order}_to_flow"])[1:]),
-                style,
-                color=color,
-                lw=width,
-            )
-            right.plot(
-                ts,
-                log_floor(floats(curves[f"sgd_to_sme{order}"])[1:]),
-                style,
-                color=color,
-                lw=width,
-            )
+            for axes, name in (
+                (left, f"sme{order}_to_flow"),
+                (right, f"sgd_to_sme{order}"),
+            ):
+                axes.plot(
+                    ts,
+                    log_floor(floats(curves[name])[1:]),
+                    style,
+                    color=color,
+                    lw=width,
+                )
         noises.append((ts, np.fmax(*(floats(curves[f"noise{o}"])[1:] for o in orders))))
     # Shade each noise level down to below the lowest curve (not to the log floor).
     shown = [line.get_ydata() for line in right.get_lines()] + [v for _, v in noises]

@@ -117,6 +117,9 @@ def test_bad_static_input_names_monitor(problem):
         cr.Monitor(mlp_loss)(params, batch, update=params[:1])
     with pytest.raises(cr.InvalidInputError, match="Monitor: `drift_time`"):
         cr.Monitor(mlp_loss, drift_time="closest")
+    for flag in ("yes", None, 1):
+        with pytest.raises(cr.InvalidInputError, match="Monitor: `warm_start`"):
+            cr.Monitor(mlp_loss, warm_start=flag)
 
 
 def test_warm_started_sharpness_along_gd_is_exact_and_needs_fewer_products(

@@ -20,6 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import corridors as cr
@@ -247,6 +248,12 @@ def _calls():
             (loss, p, lr, n, args),
             kw,
         ),
+        # optax reads the learning rate when the transformation is built: `lr` bad
+        # values are the optimizer's own, so its cases are of the other arguments.
+        "optimizer_path": lambda loss, p, lr, n, args=(), **kw: (
+            (loss, p, optax.sgd(0.1), n, args),
+            kw,
+        ),
     }
     for fname, shape in steppers.items():
         fn = getattr(cr, fname)
@@ -267,7 +274,8 @@ def _calls():
         base = call()
         loss_case(fname, lambda v, d, base=base: base(v, d, loss=v))
         params_arg(fname, "params0", lambda v, d, base=base: base(v, d, p=v))
-        add(fname, "lr", bad_scalar, lambda v, d, base=base: base(v, d, lr=v))
+        if fname != "optimizer_path":
+            add(fname, "lr", bad_scalar, lambda v, d, base=base: base(v, d, lr=v))
         add(fname, "n_steps", bad_int, lambda v, d, base=base: base(v, d, n=v))
         args_arg(fname, lambda v, d, base=base: base(v, d, args=(v,)))
     add(
@@ -286,6 +294,11 @@ def _calls():
     add(
         "measure_drift", "method", bad_method,
         lambda v, d: (cr.measure_drift, (quadratic, good(d), 0.1, 3), {"method": v}),
+        ("none", "str", "complex", "type", "range"),
+    )  # fmt: skip
+    add(
+        "optimizer_path", "method", bad_method,
+        lambda v, d: (cr.optimizer_path, (quadratic, good(d), v, 3), {}),
         ("none", "str", "complex", "type", "range"),
     )  # fmt: skip
     add(

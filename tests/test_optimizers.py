@@ -184,3 +184,46 @@ def test_the_same_optimizer_object_compiles_once(method):
 
     assert compilations(lambda: drift(jnp.array([1.0, -1.0]))) > 0
     assert compilations(lambda: drift(jnp.array([2.0, 0.5]))) == 0
+
+
+def _numpy_adam(grad, theta, lr, n_steps, b1=0.9, b2=0.999, eps=1e-8):
+    """Kingma & Ba's recursion, written out: an implementation independent of optax."""
+    theta = np.array(theta, np.float64)
+    m, v, path = np.zeros_like(theta), np.zeros_like(theta), [theta.copy()]
+    for k in range(1, n_steps + 1):
+        g = grad(theta)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+        m_hat, v_hat = m / (1 - b1**k), v / (1 - b2**k)
+        theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+        path.append(theta.copy())
+    return np.stack(path)
+
+
+def test_optimizer_path_runs_any_optimizer_as_gd_s_sibling():
+    scales = np.array([1.0, 3.0, 0.5, 2.0])
+    loss = lambda p: jnp.sum(jnp.asarray(scales) * (p**2 + 0.1 * p**4))  # noqa: E731
+    grad = lambda p: scales * (2 * p + 0.4 * p**3)  # noqa: E731
+    path = cr.optimizer_path(loss, P0, optax.adam(0.05), 8)
+    np.testing.assert_allclose(path, _numpy_adam(grad, P0, 0.05, 8), rtol=1e-12)
+    # optax's SGD with momentum is the built-in momentum bit for bit.
+    heavy = cr.optimizer_path(loss, P0, optax.sgd(LR, momentum=BETA, nesterov=True), N)
+    assert leaves_equal(heavy, cr.momentum(loss, P0, LR, BETA, N, nesterov=True))
+    # float32 in, float32 out.
+    p32 = cr.optimizer_path(loss, P0.astype(jnp.float32), optax.adam(0.05), 8)
+    assert p32.dtype == jnp.float32
+    np.testing.assert_allclose(p32, path, rtol=1e-5)
+
+
+def test_optimizer_path_names_itself_and_the_first_failing_step():
+    # log θ from θ_0 = (0.5, 0.2) at lr 0.3: θ_1 = θ_0 − 0.3/θ_0 = (−0.1, −1.3), where
+    # log is NaN, so the first failing step is k = 1.
+    with pytest.raises(Exception, match=r"optimizer_path: .*step k = 1 \(from θ_1"):
+        cr.optimizer_path(
+            lambda p: jnp.sum(jnp.log(p)), jnp.array([0.5, 0.2]), optax.sgd(0.3), 5
+        )
+    with pytest.raises(
+        cr.InvalidInputError, match="optimizer_path: `method` must be an"
+    ):
+        cr.optimizer_path(linear, P0, "gd", N, CORRIDOR)
+    with pytest.raises(cr.InvalidInputError, match="optimizer_path: `n_steps`"):
+        cr.optimizer_path(linear, P0, optax.sgd(LR), -1, CORRIDOR)

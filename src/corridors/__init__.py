@@ -19,6 +19,7 @@ from ._lanczos import Sharpness
 from ._methods import DriftOrder, MethodInfo, drift_order, matched_times, method_info
 from ._modified import modified_flow
 from ._monitor import Monitor, MonitorRecord
+from ._optimizers import optimizer_path
 from ._paths import path_geometry
 from ._principal import PrincipalFlow, principal_flow
 from ._results import RESULTS
@@ -72,6 +73,7 @@ __all__ = [
     "method_info",
     "modified_flow",
     "momentum",
+    "optimizer_path",
     "path_geometry",
     "predicted_step_drift",
     "principal_flow",

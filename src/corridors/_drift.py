@@ -114,7 +114,7 @@ def check_reference(where: str, reference: Any, info: MethodInfo) -> Any:
 def _run_method(where, info, loss, params0, lr, beta, n_steps, args, stepper=None):
     """The method's iterates θ_0..θ_n, their matched flow times, and their status."""
     if stepper is not None:  # an optax transformation or a step function
-        iterates, result = run_stepper(where, loss, params0, n_steps, args, stepper)
+        iterates, result, _ = run_stepper(where, loss, params0, n_steps, args, stepper)
         return iterates, clock("gd", lr, n_steps, beta), result
     if info.family == "gradient":
         iterates, result, _ = run_sgd(

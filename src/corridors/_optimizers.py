@@ -23,10 +23,26 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, PyTree
 
-from ._checks import InvalidInputError, check_loss
+from ._checks import (
+    InvalidInputError,
+    any_nonfinite,
+    check_args,
+    check_loss,
+    check_steps,
+    check_storage,
+    checked_params,
+    traced_floats,
+)
 from ._methods import MethodInfo
 from ._step_drift import solve_step
-from ._steppers import path_result, stacked
+from ._steppers import (
+    checked_path,
+    first_step,
+    nan_at_finite_point,
+    no_step,
+    path_result,
+    stacked,
+)
 
 
 class Stepper(NamedTuple):
@@ -44,9 +60,12 @@ def is_builtin(method: Any) -> bool:
     return isinstance(method, (str, diffrax.ButcherTableau, diffrax.AbstractSolver))
 
 
-def as_stepper(where: str, method: Any, params0: PyTree) -> Stepper:
+def as_stepper(
+    where: str, method: Any, params0: PyTree, *, names_allowed: bool = True
+) -> Stepper:
     """The `Stepper` of an optax transformation or a step function, checked on
-    `params0` (abstractly, at no cost) so that errors name `where`."""
+    `params0` (abstractly, at no cost) so that errors name `where`; `names_allowed`:
+    whether `where` also takes built-in method names (said in the error)."""
     if isinstance(method, optax.GradientTransformation):
         stepper = _optax_stepper(where, method, params0)
     elif (
@@ -55,11 +74,11 @@ def as_stepper(where: str, method: Any, params0: PyTree) -> Stepper:
         step, state0 = method if isinstance(method, tuple) else (method, ())
         stepper = Stepper(jax.tree_util.Partial(_user_step, step), state0, params0)
     else:
+        names = "a method name, a diffrax.ButcherTableau, " if names_allowed else ""
         raise InvalidInputError(
-            f"{where}: `method` must be a method name, a diffrax.ButcherTableau, an "
-            "optax.GradientTransformation or a step function `step(params, state, "
-            f"grads) -> (params, state)` (or a pair (step, state0)), got "
-            f"{type(method).__name__}."
+            f"{where}: `method` must be {names}an optax.GradientTransformation or a "
+            "step function `step(params, state, grads) -> (params, state)` (or a pair "
+            f"(step, state0)), got {type(method).__name__}."
         )
     try:
         out = jax.eval_shape(
@@ -137,26 +156,84 @@ def _quiet(name: str):
 def run_stepper(
     where: str, loss: Callable, params0: PyTree, n_steps: int, args: tuple, stepper
 ):
-    """θ_0..θ_n of `stepper` on `loss` (leading axis n + 1) and the path's status.
+    """θ_0..θ_n of `stepper` on `loss` (leading axis n + 1), the path's status and the
+    first failing step (−1 if none), as `run_sgd` returns them; it raises nothing.
 
     Gradients (and the loss, for `value=`) are taken at the measured iterate.
     """
     check_loss(where, loss, params0, args)
+    params0 = check_args(where, args, params0)
     value_and_grad = jax.value_and_grad(loss)
 
     def body(carry, _):
-        carried, state, iterate, nan_loss = carry
+        carried, state, iterate, nan_loss, failed_at, k = carry
         value, grads = value_and_grad(iterate, *args)
-        nan_loss = (
-            nan_loss | ~jnp.isfinite(value) | ~jnp.isfinite(optax.tree.norm(grads))
-        )
-        carried, state, iterate = stepper.step(carried, state, grads, value)
-        return (carried, state, iterate, nan_loss), iterate
+        nan_here = nan_at_finite_point(value, grads, iterate)
+        carried, state, new = stepper.step(carried, state, grads, value)
+        failed_at = first_step(failed_at, k, nan_here | any_nonfinite(new))
+        return (carried, state, new, nan_loss | nan_here, failed_at, k + 1), new
 
-    carry = (stepper.params0, stepper.state0, params0, jnp.zeros((), bool))
-    (*_, nan_loss), steps = jax.lax.scan(body, carry, None, length=n_steps)
+    init = (stepper.params0, stepper.state0, params0, jnp.zeros((), bool), *no_step())
+    (*_, nan_loss, failed_at, _), steps = jax.lax.scan(body, init, None, n_steps)
     iterates = stacked(params0, steps)
-    return iterates, path_result(iterates, nan_loss)
+    return iterates, path_result(iterates, nan_loss), failed_at
+
+
+@eqx.filter_jit
+def _optimizer_path(where, loss, params0, n_steps, args, stepper):
+    return run_stepper(where, loss, params0, n_steps, args, stepper)
+
+
+def optimizer_path(
+    loss: Callable, params0: PyTree, method: Any, n_steps: int, args: tuple = ()
+) -> PyTree:
+    """The iterates of any optimizer: the sibling of `gd`, `momentum` and `sgd` for an
+    `optax.GradientTransformation` or a step function.
+
+    Each step takes the gradient (and, for a `GradientTransformationExtraArgs` such as
+    `optax.polyak_sgd` or `corridors.lr`'s CLR, the loss as `value=`) at the current
+    iterate. These are the iterates `measure_drift(..., method=method)` measures.
+
+    **Arguments:**
+
+    - `loss`: `loss(params, *args) -> scalar`.
+    - `params0`: the initial point, any pytree.
+    - `method`: an `optax.GradientTransformation` (`optax.lookahead` is run on
+      `optax.LookaheadParams` and its fast weights are returned), or a step function
+      `step(params, state, grads) -> (params, state)` with its state starting at `()`,
+      or a pair `(step, state0)`.
+    - `n_steps`: number of steps (a static int ≥ 0).
+    - `args`: extra arguments passed to `loss`.
+
+    **Returns:**
+
+    The iterates θ_0, …, θ_n: a pytree like `params0` with leading axis `n_steps + 1`.
+    A NaN loss or gradient at a finite iterate, or iterates that overflow, raise an
+    error naming the first failing step (under `jax.jit`, an `equinox` runtime error).
+
+    **Example:**
+
+    ```python
+    import jax.numpy as jnp
+    import optax
+    import corridors as cr
+
+    loss = lambda p: 0.5 * jnp.sum(p**2)
+    theta0 = jnp.array([1.0, -2.0])
+    path = cr.optimizer_path(loss, theta0, optax.sgd(0.1), 3)
+    print(jnp.allclose(path, cr.gd(loss, theta0, 0.1, 3)))  # True: the same GD
+    adam = cr.optimizer_path(loss, theta0, optax.adam(0.1), 1)
+    print(adam[1])  # ≈ [ 0.9 -1.9]: Adam's first step is lr·sign(∇L)
+    ```
+    """
+    where = "optimizer_path"
+    params0 = checked_params(where, loss, params0, args)
+    n_steps = check_steps(where, "n_steps", n_steps)
+    check_storage(where, f"n_steps = {n_steps:,}", n_steps + 1, params0)
+    stepper = as_stepper(where, method, params0, names_allowed=False)
+    args = traced_floats(args)
+    path = _optimizer_path(where, loss, params0, n_steps, args, stepper)
+    return checked_path(where, *path)
 
 
 def matched(times, clock, loss, iterates, args, options):

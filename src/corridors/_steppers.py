@@ -93,12 +93,7 @@ def run_sgd(
         params, state, nan_loss, failed_at, k = carry
         batch = () if batch is None else batch
         value, grad = value_and_grad(params, *batch, *args)
-        # A NaN loss or gradient at a finite point (outside the loss's domain), told
-        # apart from iterates that overflow (an Inf loss, whose backward pass then
-        # makes NaNs of Inf − Inf, is the overflow of a diverging run).
-        nan_here = (
-            jnp.isnan(value) | (any_nan(grad) & ~jnp.isinf(value))
-        ) & ~any_nonfinite(params)
+        nan_here = nan_at_finite_point(value, grad, params)
         updates, state = optimizer.update(grad, state, params)
         new = optax.apply_updates(params, updates)
         failed_at = first_step(failed_at, k, nan_here | any_nonfinite(new))
@@ -109,6 +104,14 @@ def run_sgd(
     (_, _, nan_loss, failed_at, _), steps = jax.lax.scan(step, init, batches, length)
     iterates = stacked(params0, steps)
     return iterates, path_result(iterates, nan_loss), failed_at
+
+
+def nan_at_finite_point(value: Array, grad: PyTree, params: PyTree) -> Array:
+    """A NaN loss or gradient at a finite point (outside the loss's domain), told
+    apart from iterates that overflow (an Inf loss, whose backward pass then makes NaNs
+    of Inf − Inf, is the overflow of a diverging run)."""
+    nan = jnp.isnan(value) | (any_nan(grad) & ~jnp.isinf(value))
+    return nan & ~any_nonfinite(params)
 
 
 def no_step() -> tuple[Array, Array]:

@@ -48,7 +48,7 @@ def test_measurements_match_the_functions_they_stand_for(problem):
     gd = cr.measure_drift(mlp_loss, params, lr, 1, half).distance[-1]
     np.testing.assert_allclose(values["gd_drift"], gd, rtol=1e-7)
     batches = tuple(x.reshape(4, 2, *x.shape[1:]) for x in half)
-    regs = cr.sgd_regularizers(mlp_loss, params, batches, lr)
+    regs = cr.sgd_regularizers(mlp_loss, params, lr, batches)
     np.testing.assert_allclose(values["sgd_full_batch"], regs.full_batch, rtol=1e-10)
     np.testing.assert_allclose(values["sgd_per_batch"], regs.per_batch, rtol=1e-10)
     minibatch_step = jax.tree.map(lambda g: -lr * g, jax.grad(mlp_loss)(params, *half))

@@ -33,7 +33,21 @@ jax.config.update(
 )
 
 
+# The default suite compiles many small programs and runs each briefly, so LLVM's
+# optimizations cost more time than they save (CPU time of test_train_measure.py
+# −21%, test_references_central.py −25%); the slow tests run long programs, where they
+# pay (the central-flow acceptance test takes 1.8× as long without them). They change
+# no arithmetic: XLA:CPU keeps IEEE semantics (no fast math) at every level.
+_QUICK_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
 def pytest_configure(config):
+    # Set before the first array is made (collection), when XLA reads its flags;
+    # subprocesses the tests start inherit them.
+    selects_slow = "slow" in (config.option.markexpr or "").replace("not slow", "")
+    if not selects_slow:
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} {_QUICK_COMPILE}".strip()
     # Imported here, after float64 is on, so the library sees it from the start.
     from corridors.testing import load_profile
 

@@ -375,7 +375,8 @@ def launch(settings: dict, *, devices: int = 1) -> subprocess.Popen:
     # The environment carries conftest.py's compilation cache: the runs of every test
     # here share their compiled programs.
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    flags = env.get("XLA_FLAGS", "")  # conftest.py's, kept
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}"
     env.pop("JAX_ENABLE_X64", None)
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, json.dumps(settings)],

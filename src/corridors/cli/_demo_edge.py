@@ -146,6 +146,7 @@ def run(stage: Callable[[str], None], data: Features, settings: Settings, seed: 
     )
     refuse_failure(central.result, f"the central flow at lr {lr:g}")
     end = jax.tree.map(lambda leaf: leaf[-1], central.params)
+    # Raises if Lanczos does not converge: the check below needs the k+1-th eigenvalue.
     independent = np.asarray(cr.sharpness(mse_loss, end, args, k=s.k + 1, tol=1e-6))
 
     stage("edge of stability: the gradient flow")

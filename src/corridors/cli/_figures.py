@@ -304,7 +304,7 @@ def edge_of_stability(edge: dict, path: pathlib.Path) -> pathlib.Path:
     )
     ax.set_ylabel("sharpness λ_max(H)\n(1 / flow-time units)")
     ax.set_title(
-        "GD's sharpness rises to 2/h, overshoots, then hovers there; "
+        "GD's sharpness rises past 2/h, overshoots, then hovers just above it; "
         "the central flow's stays ≤ 2/h",
         fontsize=10,
     )

@@ -19,8 +19,8 @@ NAME = "demo"
 HELP = "tour of the library: corridors vs a quadratic, a network on digits, the edge of stability"
 EXAMPLE = """\
 examples:
-  corridors demo                     # about a minute; writes corridors-demo/
-  corridors demo --fast --out /tmp/d # a few seconds of compute, smaller problems
+  corridors demo                     # a few minutes; writes corridors-demo/
+  corridors demo --fast --out /tmp/d # smaller problems, the same compilations
   corridors demo --json | jq .checks # the raw numbers, machine-readable
 
 --fast (or CORRIDORS_DEMO_FAST=1) runs the same pipeline on smaller problems.

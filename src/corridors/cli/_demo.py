@@ -426,8 +426,8 @@ def markdown(document: dict) -> str:
         "",
         "## 3. The edge of stability",
         "",
-        f"Full-batch GD at h = {edge['lr']:g} on a squared loss ({edge['model']['loss']} "
-        f"against one-hot targets; {edge['data']['description']}, "
+        f"Full-batch GD at h = {edge['lr']:g} on a squared loss ({edge['model']['loss']}; "
+        f"{edge['data']['description']}, "
         f"{edge['data']['n_train']} samples; tanh MLP {tuple(edge['model']['layers'])}, "
         f"weights N(0, {edge['model']['init_scale']:g}²/fan-in)), against three flows "
         "from the same start at t = k·h: the gradient flow, the first-order modified "
@@ -436,10 +436,10 @@ def markdown(document: dict) -> str:
         f"no eigenvalue passes 2/h (it tracks the top {edge['k']}; rtol "
         f"{edge['rtol']:g}, {edge['central']['evaluations']} field evaluations). GD's "
         "sharpness rises to 2/h (progressive sharpening), overshoots while GD's "
-        "oscillation along the top eigenvector grows, and then hovers at 2/h while the "
-        "loss keeps falling, non-monotonically. Both series in h ≪ 1/λ (the flow and "
-        "the modified flow) leave GD there; the central flow models its time-average "
-        "and predicts its averaged loss.",
+        "oscillation along the top eigenvector grows, and then hovers just above 2/h "
+        "while the loss keeps falling, non-monotonically. The gradient flow and the "
+        "modified flow (a series in h, valid while h·λ ≪ 1) leave GD there; the "
+        "central flow models its time-average and predicts its averaged loss.",
         "",
         markdown_table(["quantity", "value"], _edge_rows(edge, number)),
         "",

@@ -272,8 +272,8 @@ def _edge_rows(edge: dict, number) -> list[list]:
             f"{number(gd['loss'][0])} → {number(gd['loss'][-1])}",
         ],
         [
-            "central flow: max sharpness ÷ (2/h)",
-            f"{number(central['max_sharpness_ratio'], 6)}"
+            "central flow: max sharpness ÷ (2/h) − 1",
+            f"{number(central['max_sharpness_ratio'] - 1)}"
             + ("" if onset is None else f" (at the edge from step {onset})"),
         ],
         [

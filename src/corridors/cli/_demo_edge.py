@@ -68,7 +68,7 @@ FULL = Settings(
     atol=1e-6,
     window=10,
 )
-FAST = dataclasses.replace(FULL, n_steps=60, every=10)
+FAST = dataclasses.replace(FULL, n_steps=60)
 
 
 def mse_loss(params: list[dict], x: jax.Array, y: jax.Array) -> jax.Array:

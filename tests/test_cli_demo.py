@@ -4,6 +4,8 @@ theorems; `corridors plot` redraws its figures from demo.json alone."""
 import itertools
 import json
 
+import pytest
+
 from corridors.cli import main
 from corridors.cli._demo import FILES
 
@@ -61,6 +63,56 @@ def test_fast_demo_report_and_theorems(tmp_path, capsys):
     assert runs[0]["optimizer"] == "clr"
     assert len(runs[0]["loss"]) == network["clr"]["steps"] + 1
     assert runs[0]["loss"][-1] < runs[0]["loss"][0]  # CLR trains without an lr
+
+    # Part 3: GD at the edge of stability against GF, the modified flow and the central
+    # flow, each saved at the same steps.
+    edge = document["edge"]
+    two_over_h, steps = edge["edge"], edge["step"]
+    assert two_over_h == 2 / edge["lr"]
+    for series in (
+        edge["gd"]["sharpness"],
+        edge["central"]["sharpness"],
+        edge["central"]["predicted_loss"],
+        edge["flow"]["loss"],
+        edge["modified"]["loss"],
+        *edge["distance"].values(),
+    ):
+        assert len(series) == len(steps)
+    assert len(edge["gd"]["loss"]) == edge["n_steps"] + 1
+    assert all(d[0] == 0.0 for d in edge["distance"].values())  # the same start
+    # GD is at the edge: its sharpness starts below 2/h and passes it (progressive
+    # sharpening), in the last quarter it stays within 30% of 2/h, and its loss is
+    # non-monotone while it still falls overall.
+    gd = edge["gd"]
+    assert gd["sharpness_converged"]
+    assert gd["sharpness"][0] < 0.9 * two_over_h
+    assert gd["max_sharpness_ratio"] > 1.0
+    low, high = gd["late_sharpness_ratio"]
+    assert 0.95 < low <= high < 1.3
+    assert gd["loss_increases"] >= 3
+    assert gd["loss"][-1] < 0.2 * gd["loss"][0]
+    # The central flow holds its sharpness at 2/h (it reaches it: Σ switches on), and an
+    # independent Lanczos at its end agrees on the top eigenvalue and finds the first
+    # untracked one below 2/h.
+    central = edge["central"]
+    assert max(central["sharpness"]) <= two_over_h * (1 + 1e-3)
+    assert max(central["sharpness"]) > 0.999 * two_over_h
+    assert central["first_edge_step"] is not None
+    independent = central["independent_eigenvalues"]
+    assert abs(independent[0] / central["sharpness"][-1] - 1) < 1e-4
+    assert independent[edge["k"]] < two_over_h
+    # Below the edge the central flow is the gradient flow (Σ = 0); 1e-3: the central
+    # flow is solved to rtol 1e-4, the gradient flow to 1e-10.
+    before = [i for i, step in enumerate(steps) if step < central["first_edge_step"]]
+    assert before
+    for i in before:
+        assert central["predicted_loss"][i] == pytest.approx(
+            edge["flow"]["loss"][i], rel=1e-3
+        )
+    # At the end GD is closer to the central flow than to either series in h.
+    final = edge["final_distance"]
+    assert final["central"] < min(final["flow"], final["modified"])
+    assert {c["name"] for c in document["checks"] if c["name"].startswith("edge:")}
 
     # `corridors plot` redraws every figure from demo.json, without recomputing.
     replot = tmp_path / "replot"

@@ -3,7 +3,9 @@
 Part 1 (analytic): on a cone GD, RK4 and momentum land on the exact gradient flow; on
 a quadratic they drift with the predicted orders. Part 2 (a small network on digits):
 corridor score and drift along training, drift vs lr from one flow solve, CLR against
-a fixed-lr sweep. Writes report.md, PNG figures and demo.json into --out.
+a fixed-lr sweep. Part 3 (the edge of stability): full-batch GD on a squared loss at
+a large lr against the gradient flow, the modified flow and the central flow. Writes
+report.md, PNG figures and demo.json into --out.
 """
 
 import argparse
@@ -14,11 +16,11 @@ import time
 from ._options import add_common_flags
 
 NAME = "demo"
-HELP = "tour of the library: corridors vs a quadratic, then a network on digits"
+HELP = "tour of the library: corridors vs a quadratic, a network on digits, the edge of stability"
 EXAMPLE = """\
 examples:
-  corridors demo                     # about a minute; writes corridors-demo/
-  corridors demo --fast --out /tmp/d # a few seconds of compute, smaller problems
+  corridors demo                     # a few minutes; writes corridors-demo/
+  corridors demo --fast --out /tmp/d # smaller problems, the same compilations
   corridors demo --json | jq .checks # the raw numbers, machine-readable
 
 --fast (or CORRIDORS_DEMO_FAST=1) runs the same pipeline on smaller problems.
@@ -39,6 +41,7 @@ FILES = (
     "network_along_training.png",
     "network_drift_vs_lr.png",
     "clr_vs_fixed_lr.png",
+    "edge_of_stability.png",
 )
 
 
@@ -56,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def checks(analytic: dict) -> list[dict]:
+def checks(analytic: dict, edge: dict) -> list[dict]:
     """The theorems the demo's numbers must satisfy."""
     cone = analytic["cone"]
     worst = max(max(values["max_drift"]) for values in cone["methods"].values())
@@ -81,7 +84,42 @@ def checks(analytic: dict) -> list[dict]:
                 "passed": bool(series["passed"]),
             }
         )
-    return rows
+    return rows + edge_checks(edge)
+
+
+def edge_checks(edge: dict) -> list[dict]:
+    """Part 3: the central flow holds the sharpness at 2/h, tracks every eigenvalue that
+    gets there, and is the flow GD ends closest to."""
+    from ._demo_edge import SHARPNESS_SLACK
+
+    central, k = edge["central"], edge["k"]
+    untracked = float(central["independent_eigenvalues"][k] / edge["edge"])
+    final = edge["final_distance"]
+    nearest_other = min(final["flow"], final["modified"])
+    return [
+        {
+            "name": "edge: the central flow's sharpness stays ≤ 2/h",
+            "reference": "Cohen et al. 2025, §3",
+            "measured": central["max_sharpness_ratio"] - 1,
+            "expected": f"max λ₁·h/2 − 1 ≤ {SHARPNESS_SLACK:g}",
+            "passed": bool(central["max_sharpness_ratio"] <= 1 + SHARPNESS_SLACK),
+        },
+        {
+            "name": f"edge: no eigenvalue past the {k} tracked reaches 2/h",
+            "reference": "independent Lanczos at the end",
+            "measured": untracked,
+            "expected": f"λ_{k + 1}·h/2 < 1",
+            "passed": bool(untracked < 1),
+        },
+        {
+            "name": "edge: GD ends closer to the central flow than to GF and the "
+            "modified flow",
+            "reference": "Cohen et al. 2025, §4",
+            "measured": nearest_other / final["central"],
+            "expected": "distance ratio > 1",
+            "passed": bool(final["central"] < nearest_other),
+        },
+    ]
 
 
 def run(options: argparse.Namespace) -> int:
@@ -90,7 +128,7 @@ def run(options: argparse.Namespace) -> int:
     jax.config.update("jax_enable_x64", True)
     from corridors.train import load_features
 
-    from . import _analytic, _demo_network, _figures
+    from . import _analytic, _demo_edge, _demo_network, _figures
     from ._report import header, write_json
     from ._terminal import Terminal
 
@@ -104,7 +142,8 @@ def run(options: argparse.Namespace) -> int:
     )
     if warning:
         terminal.warning(warning)
-    total = _analytic.STAGES + _demo_network.STAGES + 2
+    edge_settings = _demo_edge.FAST if options.fast else _demo_edge.FULL
+    total = _analytic.STAGES + _demo_network.STAGES + _demo_edge.STAGES + 2
     timings = {}
     with terminal.progress(total, "analytic landscapes") as stage:
         start = time.perf_counter()
@@ -113,12 +152,16 @@ def run(options: argparse.Namespace) -> int:
         start = time.perf_counter()
         network = _demo_network.run(stage, data, settings, options.seed)
         timings["network"] = time.perf_counter() - start
+        start = time.perf_counter()
+        edge = _demo_edge.run(stage, data, edge_settings, options.seed)
+        timings["edge"] = time.perf_counter() - start
         document = header(
             "corridors.demo",
             settings={"fast": options.fast, "seed": options.seed},
             analytic=analytic,
             network=network,
-            checks=checks(analytic),
+            edge=edge,
+            checks=checks(analytic, edge),
             warnings=[warning] if warning else [],
         )
         stage("writing figures")
@@ -204,6 +247,43 @@ def _network_rows(network: dict, number) -> list[list]:
     ]
 
 
+def _edge_rows(edge: dict, number) -> list[list]:
+    gd, central, final = edge["gd"], edge["central"], edge["final_distance"]
+    low, high = gd["late_sharpness_ratio"]
+    onset = central["first_edge_step"]
+    return [
+        [
+            "model",
+            f"tanh MLP {tuple(edge['model']['layers'])}, "
+            f"{edge['model']['parameters']} parameters, {edge['model']['loss']}, "
+            f"{edge['data']['n_train']} digits",
+        ],
+        [
+            f"GD sharpness ÷ (2/h), h = {edge['lr']:g}: start → max",
+            f"{number(gd['sharpness'][0] / edge['edge'])} → "
+            f"{number(gd['max_sharpness_ratio'])}",
+        ],
+        [
+            f"GD sharpness ÷ (2/h), steps ≥ {3 * edge['n_steps'] // 4}",
+            f"{number(low)} – {number(high)}",
+        ],
+        [
+            f"GD loss rises in {gd['loss_increases']} of {edge['n_steps']} steps",
+            f"{number(gd['loss'][0])} → {number(gd['loss'][-1])}",
+        ],
+        [
+            "central flow: max sharpness ÷ (2/h) − 1",
+            f"{number(central['max_sharpness_ratio'] - 1)}"
+            + ("" if onset is None else f" (at the edge from step {onset})"),
+        ],
+        [
+            f"GD's distance after {edge['n_steps']} steps: central / GF / modified",
+            f"{number(final['central'])} / {number(final['flow'])} / "
+            f"{number(final['modified'])}",
+        ],
+    ]
+
+
 def _print_tables(terminal, document: dict) -> None:
     from ._report import number
 
@@ -218,13 +298,22 @@ def _print_tables(terminal, document: dict) -> None:
         ["quantity", "value"],
         _network_rows(document["network"], number),
     )
+    terminal.table(
+        "Part 3: the edge of stability",
+        ["quantity", "value"],
+        _edge_rows(document["edge"], number),
+    )
 
 
 def markdown(document: dict) -> str:
     """report.md: what was run, the numbers, the figures, the checks."""
     from ._report import markdown_table, number
 
-    analytic, network = document["analytic"], document["network"]
+    analytic, network, edge = (
+        document["analytic"],
+        document["network"],
+        document["edge"],
+    )
     cone, quadratic = analytic["cone"], analytic["quadratic"]
     settings = document["settings"]
     seconds = document["seconds"]
@@ -248,7 +337,7 @@ def markdown(document: dict) -> str:
         f"corridors {document['corridors_version']}, {document['created']}, "
         f"seed {settings['seed']}{', fast mode' if settings['fast'] else ''}; "
         f"{seconds['total']:.0f} s (analytic {seconds['analytic']:.1f} s, network "
-        f"{seconds['network']:.1f} s). Raw numbers: `demo.json`; redraw the figures "
+        f"{seconds['network']:.1f} s, edge of stability {seconds['edge']:.1f} s). Raw numbers: `demo.json`; redraw the figures "
         "with `corridors plot <this folder>`.",
         "",
         *(f"> **Note:** {w}\n" for w in document.get("warnings", [])),
@@ -334,6 +423,27 @@ def markdown(document: dict) -> str:
         ),
         "",
         "![CLR vs fixed lr](clr_vs_fixed_lr.png)",
+        "",
+        "## 3. The edge of stability",
+        "",
+        f"Full-batch GD at h = {edge['lr']:g} on a squared loss ({edge['model']['loss']}; "
+        f"{edge['data']['description']}, "
+        f"{edge['data']['n_train']} samples; tanh MLP {tuple(edge['model']['layers'])}, "
+        f"weights N(0, {edge['model']['init_scale']:g}²/fan-in)), against three flows "
+        "from the same start at t = k·h: the gradient flow, the first-order modified "
+        "flow θ' = −∇L − (h/2)H∇L, and the central flow (Cohen, Damian, Talwalkar, "
+        "Kolter & Lee 2025), θ' = −[∇L + ½∇⟨Σ, H⟩] with Σ ⪰ 0 just large enough that "
+        f"no eigenvalue passes 2/h (it tracks the top {edge['k']}; rtol "
+        f"{edge['rtol']:g}, {edge['central']['evaluations']} field evaluations). GD's "
+        "sharpness rises to 2/h (progressive sharpening), overshoots while GD's "
+        "oscillation along the top eigenvector grows, and then hovers just above 2/h "
+        "while the loss keeps falling, non-monotonically. The gradient flow and the "
+        "modified flow (a series in h, valid while h·λ ≪ 1) leave GD there; the "
+        "central flow models its time-average and predicts its averaged loss.",
+        "",
+        markdown_table(["quantity", "value"], _edge_rows(edge, number)),
+        "",
+        "![edge of stability](edge_of_stability.png)",
         "",
         "## Checks",
         "",

@@ -13,7 +13,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # In-process: a subprocess would add a JAX import (~10 s); the CLI's exit codes and
-# stderr in a real process are tested in tests/test_cli.py.
+# stderr in a real process are tested in tests/test_cli.py. Slow: the demo's third
+# part compiles a central flow, a modified flow and two Lanczos solves (~100 s more).
+@pytest.mark.slow
 def test_fast_demo_report_and_theorems(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--fast", "--json", "--quiet", "--out", str(out)]) == 0

@@ -40,7 +40,9 @@ jax.config.update(
 # differ from an optimized build by rounding only (≤ 1 ulp in a flow, an HVP, GD and
 # the sharpness, float32 and float64), far inside every tolerance here; what is
 # compared bit for bit is always two runs made under the same flags.
-_QUICK_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+_QUICK_COMPILE = (
+    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+)
 
 
 def pytest_configure(config):

@@ -217,6 +217,10 @@ def drift_order(lrs: Any, distances: Any) -> DriftOrder:
     """
     where = "drift_order"
     try:
+        # Complex input is refused, not cast: the cast would drop the imaginary part
+        # with only a warning.
+        if any(np.iscomplexobj(np.asarray(v)) for v in (lrs, distances)):
+            raise TypeError("complex values")
         xs = np.asarray(lrs, dtype=float).ravel()
         ys = np.asarray(distances, dtype=float).ravel()
     except (TypeError, ValueError) as error:

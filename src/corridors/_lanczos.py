@@ -204,14 +204,9 @@ def lanczos(
         products, size, basis, t, row_sums, beta, found = carry
         w = matvec(basis[size])
         h, w = _on_leading(sizes, size + 1, project, basis, w)
-        # In-place updates: `.at[i].set` with a traced i guards the bounds with a
-        # select that copies the whole array at every product.
-        t = jax.lax.dynamic_update_index_in_dim(t, h, size, 1)
-        t = jax.lax.dynamic_update_index_in_dim(t, h, size, 0)
+        t = t.at[:, size].set(h).at[size, :].set(h)
         # Row sums of |T| (its Gershgorin bound), kept up to date in O(capacity).
-        row_sums = jax.lax.dynamic_update_index_in_dim(
-            row_sums + jnp.abs(h), jnp.sum(jnp.abs(h)), size, 0
-        )
+        row_sums = (row_sums + jnp.abs(h)).at[size].set(jnp.sum(jnp.abs(h)))
         b = jnp.linalg.norm(w)
         scale = jnp.maximum(jnp.max(row_sums), jnp.finfo(dtype).tiny)
         breakdown = b <= 100 * eps * scale
@@ -221,8 +216,7 @@ def lanczos(
             breakdown, lambda: random_unit(basis, products), lambda: w / b
         )
         beta = jnp.where(breakdown, 0.0, b)
-        next_v = jnp.where(size < n, next_v, 0.0)
-        basis = jax.lax.dynamic_update_index_in_dim(basis, next_v, size, 0)
+        basis = basis.at[size].set(jnp.where(size < n, next_v, 0.0))
         interval = jnp.maximum(check_every, size // _CHECK_SHARE)
         last = (products == max_iter) | (size >= n)
         check = last | (

@@ -262,7 +262,7 @@ def lanczos(
 # -- the top eigenpairs inside a flow's field (`central_flow`, `principal_flow`) ------
 
 # First convergence test, test interval and cap of `top_eigenpairs`.
-_FIRST_TEST, _TEST_EVERY, _MAX_PRODUCTS = 32, 8, 256
+_FIRST_TEST, _TEST_EVERY, _MAX_PRODUCTS = 32, 16, 256
 
 
 def top_eigenpairs(matvec: Callable, n: int, k: int, dtype) -> tuple[Array, Array]:
@@ -272,7 +272,7 @@ def top_eigenpairs(matvec: Callable, n: int, k: int, dtype) -> tuple[Array, Arra
 
     Residuals to 0.1·√eps relative (far below a flow's own tolerance), first tested
     after 32 products (a start nearly orthogonal to a top eigenvector would otherwise
-    be missed), then every 8; at most 256 products (the pairs reached then are
+    be missed), then every 16; at most 256 products (the pairs reached then are
     returned).
     """
     start = jax.random.normal(jax.random.key(0), (n,), dtype)

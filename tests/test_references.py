@@ -171,7 +171,7 @@ def test_principal_flow_equals_gd_on_quadratics(seed, regime, where, indefinite)
 
 
 def test_principal_flow_rank_k_equals_gd_on_a_quadratic():
-    """Top-k eigenpairs (LOBPCG) + series: exact where the complement has hλ tiny."""
+    """Top-k eigenpairs (Lanczos) + series: exact where the complement has hλ tiny."""
     rng = np.random.default_rng(3)
     n, h = 30, 0.1
     q, _ = np.linalg.qr(rng.normal(size=(n, n)))

@@ -22,7 +22,7 @@ def factorization(w):
 
 
 def test_below_the_edge_it_is_the_gradient_flow():
-    params, data = mlp_problem((3, 4, 2), n=8, seed=5)  # 26 parameters: LOBPCG path
+    params, data = mlp_problem((3, 4, 2), n=8, seed=5)  # 26 parameters: Lanczos path
     ts = jnp.linspace(0.0, 2.0, 5)
     lr = 0.01  # 2/lr = 200, far above the sharpness
     options = {"rtol": 1e-9, "atol": 1e-11, "solver": diffrax.Dopri8()}

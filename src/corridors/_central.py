@@ -24,6 +24,7 @@ from ._checks import (
     traced_floats,
 )
 from ._flows import checked_flow, default_solver, solve, solve_hints, start_result
+from ._lanczos import top_eigenpairs
 from ._results import RESULTS, check_throw, first_failure
 
 
@@ -89,79 +90,6 @@ def _sdcp(alpha: Array, jac: Array) -> Array:
     return jax.lax.cond(stable, lambda *_: jnp.zeros_like(alpha), host, alpha, jac)
 
 
-# Krylov dimensions at which `top_eigenpairs` tests convergence (capped at n).
-_KRYLOV_SIZES = (32, 48, 64, 96, 128, 192, 256)
-
-
-def top_eigenpairs(matvec: Callable, n: int, k: int, dtype, *, tol: float):
-    """The top-k eigenpairs (descending) of a symmetric operator on R^n, by Lanczos.
-
-    Lanczos with full reorthogonalization (twice, classical Gram–Schmidt) from a fixed
-    start vector, so the result is a deterministic function of the operator, as an ODE
-    right-hand side must be. The Krylov space grows through `_KRYLOV_SIZES`; after each
-    size the Ritz pairs of T = VᵀAV are tested, and the iteration stops once every
-    residual ‖Au − θu‖ is ≤ `tol`·|θ| (or the space is all of R^n). Each size is a
-    loop of static length over only the rows that can be filled, so a test costs one
-    small `eigh` and a product costs one `matvec` plus O(size·n): far less than the
-    general solvers (LOBPCG, thick-restart Lanczos) spend per product on small models.
-    """
-    sizes = sorted({min(n, max(size, 2 * k)) for size in _KRYLOV_SIZES})
-    top = sizes[-1]
-    eps = jnp.finfo(dtype).eps
-    start = jax.random.normal(jax.random.key(0), (n,), dtype)
-    basis = jnp.zeros((top + 1, n), dtype).at[0].set(start / jnp.linalg.norm(start))
-    t = jnp.zeros((top, top), dtype)
-
-    def grow(lo, hi, basis, t, beta):
-        def step(j, carry):
-            rows, t, _ = carry
-            w = matvec(rows[j])
-            h = rows @ w  # rows not yet filled are zero and drop out
-            w = w - rows.T @ h
-            again = rows @ w
-            w = w - rows.T @ again
-            h = (h + again)[:hi]
-            t = t.at[:hi, j].set(h).at[j, :hi].set(h)
-            b = jnp.linalg.norm(w)
-            broke = b <= 100 * eps * jnp.max(jnp.abs(h))
-
-            def fresh(rows, w):
-                # An invariant subspace: go on from a coordinate direction instead.
-                e = jnp.zeros(n, dtype).at[j % n].set(1.0)
-                e = e - rows.T @ (rows @ e)
-                return e - rows.T @ (rows @ e)
-
-            following = jax.lax.cond(broke, fresh, lambda _, w: w, rows, w)
-            following = following / jnp.linalg.norm(following)
-            rows = rows.at[j + 1].set(jnp.where(j + 1 < n, following, 0.0))
-            return rows, t, jnp.where(broke, 0.0, b)
-
-        rows, t, beta = jax.lax.fori_loop(lo, hi, step, (basis[: hi + 1], t, beta))
-        return basis.at[: hi + 1].set(rows), t, beta
-
-    def ritz(size, basis, t, beta):
-        theta, y = jnp.linalg.eigh(t[:size, :size])
-        floor = 10 * eps * jnp.max(jnp.abs(theta))  # round-off of T itself
-        theta, y = theta[::-1][:k], y[:, ::-1][:, :k]
-        threshold = jnp.maximum(tol * jnp.abs(theta), floor)
-        done = (size == n) | jnp.all(beta * jnp.abs(y[-1]) <= threshold)
-        return theta, y.T @ basis[:size], done
-
-    state = (basis, t, jnp.zeros((), dtype))
-    found = (jnp.zeros(k, dtype), jnp.zeros((k, n), dtype), jnp.array(False))
-    lo = 0
-    for size in sizes:
-
-        def extend(state, found, lo=lo, size=size):
-            basis, t, beta = grow(lo, size, *state)
-            return (basis, t, beta), ritz(size, basis, t, beta)
-
-        state, found = jax.lax.cond(found[2], lambda *sf: sf, extend, state, found)
-        lo = size
-    values, vectors, _ = found
-    return values, vectors.T
-
-
 def edge_terms(grad_flat: Callable, x: Array, lr: Array, *, k: int, tau: Array):
     """(θ', top-k eigenvalues, X) of the central flow at the flat point x.
 
@@ -175,9 +103,7 @@ def edge_terms(grad_flat: Callable, x: Array, lr: Array, *, k: int, tau: Array):
     g, hvp = jax.linearize(grad_flat, x)
     n = x.size
     if 5 * k < n:
-        # Eigenvectors to ~√eps: far below the flow's own tolerance.
-        residual = 0.1 * float(np.sqrt(np.finfo(x.dtype).eps))
-        values, vectors = top_eigenpairs(hvp, n, k, x.dtype, tol=residual)
+        values, vectors = top_eigenpairs(hvp, n, k, x.dtype)
     else:
         values, vectors = jnp.linalg.eigh(jax.jacfwd(grad_flat)(x))
         values, vectors = values[-k:], vectors[:, -k:]

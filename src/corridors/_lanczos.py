@@ -13,6 +13,13 @@ plus the residual direction and goes on (Wu & Simon's thick restart): memory
 (capacity + 1)·n, at the price of a few more products. On a breakdown (an invariant
 subspace found) the iteration continues from a fresh random direction orthogonal to
 the basis, which is how exactly repeated eigenvalues are found.
+
+A step costs one product plus O(s·n) for the projections and, when convergence is
+tested, an s×s eigendecomposition, where s is the CURRENT Krylov size rounded up to a
+static block size (16, 32, 64, …, capacity): rows of the basis and of T past the
+current size are zero, so a `lax.switch` over leading blocks of static size gives the
+answer the whole would, at a cost that grows with the iteration instead of being
+that of a full basis from the first product.
 """
 
 from collections.abc import Callable
@@ -36,6 +43,14 @@ _CHUNKS = 8
 # A full-basis cold start tests convergence every few products: an eigendecomposition
 # of the projected matrix costs more than a Hessian-vector product on small models.
 _CHECK_EVERY = 4
+# At Krylov size s a test (an s×s eigendecomposition, O(s³)) comes at most every
+# s/_CHECK_SHARE products: its cost stays below the products', and the iteration runs
+# past convergence by at most 1/_CHECK_SHARE of its length.
+_CHECK_SHARE = 16
+# The smallest leading block the iteration works on (see `_on_leading`), and the
+# ratio of consecutive block sizes of the projections.
+_SMALLEST_BLOCK = 16
+_GROWTH = 1.5
 
 
 class LanczosResult(NamedTuple):
@@ -52,31 +67,54 @@ def _orthogonalize(basis: Array, vector: Array) -> Array:
     return vector - basis.T @ (basis @ vector)
 
 
-def _score(theta: Array, which: Which) -> Array:
-    """Larger is more wanted."""
-    if which == "largest":
-        return theta
-    if which == "smallest":
-        return -theta
-    return jnp.abs(theta)
+def _ritz(
+    t: Array, size: Array, bound: Array, which: Which, count: int
+) -> tuple[Array, Array]:
+    """The `count` most wanted eigenpairs of the leading `size`×`size` block of `t`,
+    whose entries past that block are zero; `bound` ≥ ‖t‖ (Gershgorin's row sums).
 
-
-def _ritz(t: Array, size: Array, which: Which, count: int) -> tuple[Array, Array]:
-    """The `count` most wanted eigenpairs of the leading `size`×`size` block of `t`.
-
-    Padding rows get a diagonal beyond every eigenvalue of the block (Gershgorin) and
-    are then excluded, so any `which` sees only the block's eigenpairs.
+    The padding rows get a diagonal beyond every eigenvalue of the block, on the side
+    away from the wanted ones, so the wanted ones sit at fixed ends of `eigh`'s
+    ascending order ("magnitude" puts the padding above and excludes it).
     """
-    m = t.shape[0]
-    active = jnp.arange(m) < size
-    both = active[:, None] & active[None, :]
-    t = jnp.where(both, t, 0.0)
-    bound = jnp.max(jnp.sum(jnp.abs(t), axis=1))
-    t = t + jnp.diag(jnp.where(active, 0.0, 3 * bound + 1))
-    theta, vectors = jnp.linalg.eigh(t)
-    score = jnp.where(theta > 2 * bound + 0.5, -jnp.inf, _score(theta, which))
-    order = jnp.argsort(-score, stable=True)[:count]
+    active = jnp.arange(t.shape[0]) < size
+    far = 3 * bound + 1
+    pad = -far if which == "largest" else far
+    # T is exactly symmetric (filled by rows and columns from the same projections).
+    vectors, theta = jax.lax.linalg.eigh(
+        t + jnp.diag(jnp.where(active, 0.0, pad)), symmetrize_input=False
+    )
+    if which == "largest":
+        order = jnp.arange(t.shape[0] - 1, t.shape[0] - 1 - count, -1)
+    elif which == "smallest":
+        order = jnp.arange(count)
+    else:
+        score = jnp.where(theta > 2 * bound + 0.5, -jnp.inf, jnp.abs(theta))
+        order = jnp.argsort(-score, stable=True)[:count]
     return theta[order], vectors[:, order]
+
+
+def _leading_sizes(capacity: int, growth: float) -> tuple[int, ...]:
+    """Static sizes of leading blocks: from `_SMALLEST_BLOCK`, each about `growth`
+    times the last (in multiples of 8), below `capacity`; then `capacity`."""
+    sizes, size = [], _SMALLEST_BLOCK
+    while size < capacity:
+        sizes.append(size)
+        size = 8 * int(-(-size * growth // 8))
+    return (*sizes, capacity)
+
+
+def _on_leading(sizes: tuple[int, ...], needed: Array, fn: Callable, *operands):
+    """`fn(s, *operands)` for the smallest static size s in `sizes` with s ≥ `needed`.
+
+    Rows of the basis (and of T) past the current size are zero, so a leading block
+    of any size s ≥ `needed` gives the answer the whole would: the cost of a step is
+    then proportional to the current Krylov size (at most twice it), not to the
+    capacity.
+    """
+    index = jnp.sum(jnp.asarray(sizes) < needed)
+    branches = [lambda *ops, s=s: fn(s, *ops) for s in sizes]
+    return jax.lax.switch(index, branches, *operands)
 
 
 def lanczos(
@@ -96,7 +134,9 @@ def lanczos(
 
     Stops when every one of them has residual ≤ `tol`·|θ| (or is at the round-off
     floor, 10·eps·‖T‖) after at least `min_iter` products, when the basis spans the
-    whole space, or after `max_iter` products.
+    whole space, or after `max_iter` products. Convergence is tested every
+    `check_every` products, and at Krylov size s at least s/`_CHECK_SHARE` products
+    apart (a test is an s×s eigendecomposition).
     """
     n = start.shape[0]
     dtype = start.dtype
@@ -104,34 +144,41 @@ def lanczos(
     capacity = min(capacity, n)
     restarts = capacity < max_iter and capacity < n
     keep = min(capacity - 1, k + max(1, (capacity - k) // 2))
+    # Projections on finely spaced blocks; Ritz solves (each block size one more
+    # eigendecomposition to compile) on doubling ones.
+    sizes = _leading_sizes(capacity, _GROWTH)
+    ritz_sizes = _leading_sizes(capacity, _GROWTH)
 
-    def random_unit(j, basis):
+    def project(s, basis, w):
+        # Two passes of classical Gram–Schmidt against the first s rows.
+        rows = basis[:s]
+        h = rows @ w
+        w = w - rows.T @ h
+        correction = rows @ w
+        return jnp.pad(h + correction, (0, capacity - s)), w - rows.T @ correction
+
+    def random_unit(basis, j):
+        # Only on a breakdown (rare): against the whole basis.
         fresh = jax.random.normal(jax.random.fold_in(key, j), (n,), dtype)
         fresh = _orthogonalize(basis, fresh)
         return fresh / jnp.linalg.norm(fresh)
 
-    start = start / jnp.linalg.norm(start)
-    basis = jnp.zeros((capacity + 1, n), dtype).at[0].set(start)
-    t = jnp.zeros((capacity, capacity), dtype)
-
-    def wanted(t, size):
-        theta, y = _ritz(t, size, which, k)
-        return theta, y
-
-    def is_done(t, beta, size):
-        theta, y = wanted(t, size)
+    def wanted(s, t, scale, beta, size):
+        """(θ, y, residuals, converged) of the wanted Ritz pairs, y padded to
+        `capacity` rows."""
+        theta, y = _ritz(t[:s, :s], size, scale, which, k)
         residual = jnp.abs(beta * jnp.take(y, size - 1, axis=0))
-        scale = jnp.max(jnp.sum(jnp.abs(t), axis=1))
         threshold = jnp.maximum(tol * jnp.abs(theta), 10 * eps * scale)
-        return jnp.all(residual <= threshold)
+        y = jnp.pad(y, ((0, capacity - s), (0, 0)))
+        return theta, y, residual, jnp.all(residual <= threshold)
 
     chunk, tail = n // _CHUNKS, n - _CHUNKS * (n // _CHUNKS)
 
-    def restart(basis, t, full):
+    def restart(basis, t, scale, full):
         # Run at every step, as the identity unless the basis is full: a rotation of
         # a few vectors costs far less than a product, and a `lax.cond` would copy
         # the basis.
-        theta, y = _ritz(t, jnp.asarray(capacity), which, keep)
+        theta, y = _ritz(t, jnp.asarray(capacity), scale, which, keep)
         rotation = jnp.zeros((capacity + 1, capacity + 1), dtype)
         rotation = rotation.at[:keep, :capacity].set(y.T)
         rotation = rotation.at[keep, capacity].set(1.0)  # the residual direction
@@ -150,48 +197,57 @@ def lanczos(
         return basis, jnp.where(full, reset, t)
 
     def cond(carry):
-        products, _, _, _, _, done = carry
-        return (products < max_iter) & ~done
+        products, *_, found = carry
+        return (products < max_iter) & ~found[3]
 
     def body(carry):
-        products, size, basis, t, beta, _ = carry
-        v = basis[size]
-        w = matvec(v)
-        h = basis @ w
-        w = w - basis.T @ h
-        correction = basis @ w
-        w = w - basis.T @ correction
-        h = (h + correction)[:capacity]
+        products, size, basis, t, row_sums, beta, found = carry
+        w = matvec(basis[size])
+        h, w = _on_leading(sizes, size + 1, project, basis, w)
         t = t.at[:, size].set(h).at[size, :].set(h)
+        # Row sums of |T| (its Gershgorin bound), kept up to date in O(capacity).
+        row_sums = (row_sums + jnp.abs(h)).at[size].set(jnp.sum(jnp.abs(h)))
         b = jnp.linalg.norm(w)
-        scale = jnp.max(jnp.sum(jnp.abs(t), axis=1))
-        breakdown = b <= 100 * eps * jnp.maximum(scale, jnp.finfo(dtype).tiny)
+        scale = jnp.maximum(jnp.max(row_sums), jnp.finfo(dtype).tiny)
+        breakdown = b <= 100 * eps * scale
         size = size + 1
         products = products + 1
-        next_v = jnp.where(
-            breakdown, random_unit(products, basis), w / jnp.where(breakdown, 1, b)
+        next_v = jax.lax.cond(
+            breakdown, lambda: random_unit(basis, products), lambda: w / b
         )
         beta = jnp.where(breakdown, 0.0, b)
         basis = basis.at[size].set(jnp.where(size < n, next_v, 0.0))
-        check = (products >= min_iter) & (
-            (products % check_every == 0) | (size == capacity)
+        interval = jnp.maximum(check_every, size // _CHECK_SHARE)
+        last = (products == max_iter) | (size >= n)
+        check = last | (
+            (products >= min_iter) & ((products % interval == 0) | (size == capacity))
         )
-        done = (size >= n) | jax.lax.cond(
-            check, is_done, lambda *_: jnp.array(False), t, beta, size
+        # The last test is always at the final state, so its Ritz pairs are the
+        # result: no eigendecomposition after the loop.
+        found = jax.lax.cond(
+            check,
+            lambda: _on_leading(ritz_sizes, size, wanted, t, scale, beta, size),
+            lambda: found,
         )
+        found = (*found[:3], found[3] | (size >= n))
         if restarts:
-            full = (size == capacity) & ~done & (products < max_iter)
-            basis, t = restart(basis, t, full)
+            full = (size == capacity) & ~found[3] & (products < max_iter)
+            basis, t = restart(basis, t, scale, full)
+            row_sums = jnp.where(full, jnp.sum(jnp.abs(t), axis=1), row_sums)
             size = jnp.where(full, keep, size)
-        return products, size, basis, t, beta, done
+        return products, size, basis, t, row_sums, beta, found
 
+    start = start / jnp.linalg.norm(start)
+    basis = jnp.zeros((capacity + 1, n), dtype).at[0].set(start)
+    t = jnp.zeros((capacity, capacity), dtype)
     zero = jnp.array(0)
-    init = (zero, zero, basis, t, jnp.zeros((), dtype), jnp.array(False))
-    products, size, basis, t, beta, _ = jax.lax.while_loop(cond, body, init)
-    theta, y = wanted(t, size)
-    residual = jnp.abs(beta * jnp.take(y, size - 1, axis=0))
+    found = (jnp.zeros(k, dtype), jnp.zeros((capacity, k), dtype),
+             jnp.zeros(k, dtype), jnp.array(False))  # fmt: skip
+    init = (zero, zero, basis, t, jnp.zeros(capacity, dtype), jnp.zeros((), dtype),
+            found)  # fmt: skip
+    products, size, basis, _, _, _, found = jax.lax.while_loop(cond, body, init)
+    theta, y, residual, converged = found
     full_space = size >= n
-    converged = full_space | is_done(t, beta, size)
     # Padding y (not slicing the basis) keeps the basis from being copied.
     vectors = jnp.pad(y, ((0, 1), (0, 0))).T @ basis
     return LanczosResult(
@@ -199,8 +255,41 @@ def lanczos(
         vectors,
         jnp.where(full_space, 0.0, residual),
         products,
-        converged,
+        full_space | converged,
     )
+
+
+# -- the top eigenpairs inside a flow's field (`central_flow`, `principal_flow`) ------
+
+# First convergence test, test interval and cap of `top_eigenpairs`.
+_FIRST_TEST, _TEST_EVERY, _MAX_PRODUCTS = 32, 16, 256
+
+
+def top_eigenpairs(matvec: Callable, n: int, k: int, dtype) -> tuple[Array, Array]:
+    """The top-k eigenpairs (descending; vectors as columns) of a symmetric operator
+    on R^n, by `lanczos` with the whole basis from a fixed start, so that the result
+    is a deterministic function of the operator, as an ODE right-hand side must be.
+
+    Residuals to 0.1·√eps relative (far below a flow's own tolerance), first tested
+    after 32 products (a start nearly orthogonal to a top eigenvector would otherwise
+    be missed), then every 16; at most 256 products (the pairs reached then are
+    returned).
+    """
+    start = jax.random.normal(jax.random.key(0), (n,), dtype)
+    size = min(n, max(_MAX_PRODUCTS, 2 * k))
+    found = lanczos(
+        matvec,
+        start,
+        k=k,
+        which="largest",
+        tol=0.1 * float(jnp.finfo(dtype).eps) ** 0.5,
+        max_iter=size,
+        capacity=size,
+        min_iter=min(n, max(_FIRST_TEST, 2 * k)),
+        check_every=_TEST_EVERY,
+        key=jax.random.key(1),
+    )
+    return found.eigenvalues, found.eigenvectors.T
 
 
 # -- the eigensolver behind `sharpness` and `block_sharpness` -------------------------

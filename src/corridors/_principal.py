@@ -6,7 +6,6 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.experimental.sparse.linalg import lobpcg_standard
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PyTree
 
@@ -20,6 +19,7 @@ from ._flows import (
     solve_hints,
     start_result,
 )
+from ._lanczos import top_eigenpairs
 from ._modified import flow_inputs
 from ._results import RESULTS, first_failure
 
@@ -35,23 +35,6 @@ def principal_coefficients(z: Array) -> tuple[Array, Array]:
     real = jnp.where(z == 0, -1.0, log_abs / safe)
     imag = jnp.where(z > 1, jnp.pi / safe, 0.0)
     return real, imag
-
-
-def top_eigenpairs(
-    matvec: Callable, n: int, k: int, dtype, *, residual: float | None = None
-) -> tuple[Array, Array]:
-    """The top-k (algebraically largest) eigenpairs of a symmetric operator.
-
-    LOBPCG (`jax.experimental.sparse.linalg.lobpcg_standard`, which needs 5k < n) from a
-    fixed start block, so the result is a deterministic function of the operator, as
-    an ODE right-hand side must be. It stops once every residual ‖Hu − λu‖ is below
-    about `residual`·|λ| (default: the float round-off floor) or after 200 iterations.
-    """
-    start = jax.random.normal(jax.random.key(0), (n, k), dtype)
-    # lobpcg_standard's test is ‖Hu − λu‖ < tol·10n·(|λ| + ‖Hu‖) ≈ tol·20n·|λ|.
-    tol = None if residual is None else residual / (20 * n)
-    values, vectors, _ = lobpcg_standard(jax.vmap(matvec, 1, 1), start, m=200, tol=tol)
-    return values, vectors
 
 
 class PrincipalFlow(eqx.Module):
@@ -116,8 +99,9 @@ def principal_flow(
 
     **Cost.** `rank=None` forms the dense Hessian (n Hessian-vector products) and
     diagonalizes it (O(n³)) at every field evaluation: small models only. `rank=k`
-    takes the top-k eigenpairs by LOBPCG (`jax.experimental.sparse.linalg`, 5k < n)
-    and the series −Σ_{j≤series_order} h^j/(j+1)·H^j∇L on their complement;
+    takes the top-k eigenpairs by Lanczos from a fixed start (the one of
+    [`corridors.sharpness`][], full basis, 32 to 256 Hessian-vector products to
+    residuals 0.1·√eps; 5k < n), as [`corridors.central_flow`][] does, and the series −Σ_{j≤series_order} h^j/(j+1)·H^j∇L on their complement;
     `rank=0` is the series alone.
 
     **Arguments:**
@@ -164,7 +148,7 @@ def principal_flow(
             )
         if rank > 0 and 5 * rank >= n:
             raise InvalidInputError(
-                f"{where}: `rank` = {rank} needs 5·rank < n = {n} (LOBPCG); use "
+                f"{where}: `rank` = {rank} needs 5·rank < n = {n} (Lanczos); use "
                 "rank=None for the full eigendecomposition of this small model."
             )
     if (

@@ -16,7 +16,7 @@ the basis, which is how exactly repeated eigenvalues are found.
 
 A step costs one product plus O(s·n) for the projections and, when convergence is
 tested, an s×s eigendecomposition, where s is the CURRENT Krylov size rounded up to a
-static block size (16, 32, 64, …, capacity): rows of the basis and of T past the
+static block size (16, 24, 40, 64, 96, …, about ×1.5 apart, then capacity): rows of the basis and of T past the
 current size are zero, so a `lax.switch` over leading blocks of static size gives the
 answer the whole would, at a cost that grows with the iteration instead of being
 that of a full basis from the first product.
@@ -48,7 +48,7 @@ _CHECK_EVERY = 4
 # past convergence by at most 1/_CHECK_SHARE of its length.
 _CHECK_SHARE = 16
 # The smallest leading block the iteration works on (see `_on_leading`), and the
-# ratio of consecutive block sizes of the projections.
+# ratio of consecutive block sizes (each size is one more branch to compile).
 _SMALLEST_BLOCK = 16
 _GROWTH = 1.5
 
@@ -109,7 +109,7 @@ def _on_leading(sizes: tuple[int, ...], needed: Array, fn: Callable, *operands):
 
     Rows of the basis (and of T) past the current size are zero, so a leading block
     of any size s ≥ `needed` gives the answer the whole would: the cost of a step is
-    then proportional to the current Krylov size (at most twice it), not to the
+    then proportional to the current Krylov size (at most ~1.5 times it), not to the
     capacity.
     """
     index = jnp.sum(jnp.asarray(sizes) < needed)
@@ -144,10 +144,8 @@ def lanczos(
     capacity = min(capacity, n)
     restarts = capacity < max_iter and capacity < n
     keep = min(capacity - 1, k + max(1, (capacity - k) // 2))
-    # Projections on finely spaced blocks; Ritz solves (each block size one more
-    # eigendecomposition to compile) on doubling ones.
+    # The block sizes of the projections and of the Ritz solves.
     sizes = _leading_sizes(capacity, _GROWTH)
-    ritz_sizes = _leading_sizes(capacity, _GROWTH)
 
     def project(s, basis, w):
         # Two passes of classical Gram–Schmidt against the first s rows.
@@ -226,7 +224,7 @@ def lanczos(
         # result: no eigendecomposition after the loop.
         found = jax.lax.cond(
             check,
-            lambda: _on_leading(ritz_sizes, size, wanted, t, scale, beta, size),
+            lambda: _on_leading(sizes, size, wanted, t, scale, beta, size),
             lambda: found,
         )
         found = (*found[:3], found[3] | (size >= n))

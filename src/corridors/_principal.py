@@ -101,7 +101,8 @@ def principal_flow(
     diagonalizes it (O(n³)) at every field evaluation: small models only. `rank=k`
     takes the top-k eigenpairs by Lanczos from a fixed start (the one of
     [`corridors.sharpness`][], full basis, 32 to 256 Hessian-vector products to
-    residuals 0.1·√eps; 5k < n), as [`corridors.central_flow`][] does, and the series −Σ_{j≤series_order} h^j/(j+1)·H^j∇L on their complement;
+    residuals 0.1·√eps; 5k < n), as [`corridors.central_flow`][] does, and the
+    series −Σ_{j≤series_order} h^j/(j+1)·H^j∇L on their complement;
     `rank=0` is the series alone.
 
     **Arguments:**

@@ -27,6 +27,7 @@ import numpy as np
 import corridors as cr
 from corridors.train import Features, init_mlp, mlp_logits
 
+from .._drift import tree_distances
 from ._options import refuse_failure
 
 SHARPNESS_SLACK = 1e-3
@@ -96,15 +97,6 @@ def _gd_sharpness(params_stack, x, y):
     return jax.lax.map(one, params_stack)
 
 
-def _distance(a, b) -> np.ndarray:
-    """‖a_i − b_i‖₂ over all leaves, for every i of the leading axis."""
-    squares = [
-        jnp.sum((u - v) ** 2, axis=tuple(range(1, u.ndim)))
-        for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    ]
-    return np.sqrt(np.asarray(sum(squares)))
-
-
 def _window_mean(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Means over `width` consecutive steps, and the (fractional) step of each centre."""
     means = np.convolve(values, np.ones(width) / width, mode="valid")
@@ -164,7 +156,8 @@ def run(stage: Callable[[str], None], data: Features, settings: Settings, seed: 
     at_edge = np.flatnonzero(np.asarray(central.sigma).trace(axis1=1, axis2=2) > 0)
     references = {"central": central, "flow": flow, "modified": modified}
     distance = {
-        name: _distance(at_saved, ref.params) for name, ref in references.items()
+        name: np.asarray(tree_distances(at_saved, ref.params))
+        for name, ref in references.items()
     }
     late = saved >= 3 * s.n_steps // 4  # the last quarter: past the catapult
     return {
